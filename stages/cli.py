@@ -1,0 +1,46 @@
+"""The top of every stage: logging set-up and turning `PipelineError` into one line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from stages.errors import PipelineError
+
+log = logging.getLogger("stages")
+
+
+def _restore_hint() -> str:
+    # Under DVC the stage's previous outputs were deleted before it ran; they are still
+    # in the cache. Run directly, nothing was deleted and there is nothing to restore.
+    if os.environ.get("DVC_STAGE"):
+        return " (earlier outputs are in the DVC cache: `dvc checkout` restores them)"
+    return ""
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    """Run a stage's `main`, exiting 0 on success and non-zero with one line on user errors.
+
+    Unexpected exceptions propagate with their traceback: those are bugs.
+    """
+    setup_logging()
+    stage_log = logging.getLogger(f"stages.{name}")
+    try:
+        main()
+    except PipelineError as exc:
+        stage_log.error("%s%s", exc, _restore_hint())
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stage_log.error("interrupted; no output was replaced%s", _restore_hint())
+        sys.exit(130)

@@ -1,0 +1,63 @@
+"""The network: the lecture's stacked LSTM, built from params, and its safe loading."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stages.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+# LSTM(50, return_sequences) → LSTM(50) → Dense(1) on one feature:
+# 4·50·(1+50+1) + 4·50·(50+50+1) + (50+1) = 10,400 + 20,200 + 51.
+LECTURE_UNITS = (50, 50)
+LECTURE_PARAM_COUNT = 30_651
+
+
+def configure_tensorflow(seed: int) -> None:
+    """Seeds and deterministic ops: the same params and data give the same weights."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_model(window: int, units: tuple[int, ...], learning_rate: float,
+                n_features: int = 1) -> keras.Model:
+    """Stacked LSTMs (all but the last return sequences) and a Dense(1) head, Adam + MSE."""
+    import keras
+
+    layers: list[Any] = [keras.Input(shape=(window, n_features), name="window")]
+    for i, size in enumerate(units):
+        layers.append(keras.layers.LSTM(size, return_sequences=i < len(units) - 1,
+                                        name=f"lstm_{i + 1}"))
+    layers.append(keras.layers.Dense(1, name="next_value"))
+    model = keras.Sequential(layers, name="lstm_forecaster")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
+    count = model.count_params()
+    if tuple(units) == LECTURE_UNITS and n_features == 1 and count != LECTURE_PARAM_COUNT:
+        raise AssertionError(f"lecture network has {count} parameters, expected 30,651")
+    return model
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a `.keras` file with Keras safe mode on (no arbitrary code from the archive)."""
+    if not path.exists():
+        raise ArtifactError(f"{path} is missing — run `dvc repro train` first")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a broken archive
+        raise ArtifactError(
+            f"{path} is not a readable Keras model ({type(exc).__name__}) — "
+            "restore it with `dvc checkout models` or retrain with `dvc repro -f train`"
+        ) from None

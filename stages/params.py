@@ -1,0 +1,192 @@
+"""Typed, frozen settings for every stage, validated at the edge.
+
+`load_params()` reads params.yaml once and returns a `Params` whose sections are
+immutable pydantic models that forbid unknown keys. Any problem becomes one
+`ConfigError` line naming the key and the fix, e.g.
+
+    params.yaml: train.epoch: unknown key (did you mean 'epochs'?) — fix the spelling
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stages import paths
+from stages.errors import ConfigError
+
+# Yahoo symbols: letters, digits and . ^ = - (e.g. ETH-USD, ^GSPC, EURUSD=X, BRK.B).
+# No slash, no "..", no spaces: the ticker becomes a file name under data/raw/.
+_TICKER = re.compile(r"^[A-Za-z0-9^=][A-Za-z0-9.^=-]{0,31}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class DownloadParams(_Section):
+    """Where the prices come from."""
+
+    ticker: str = "ETH-USD"
+    start: dt.date = dt.date(2018, 1, 1)
+    end: dt.date = dt.date(2024, 1, 1)
+    source: Literal["auto", "yahoo", "csv", "synthetic"] = "auto"
+    csv_path: str | None = None
+
+    @field_validator("ticker")
+    @classmethod
+    def _ticker_is_safe(cls, value: str) -> str:
+        if not _TICKER.match(value) or ".." in value:
+            raise ValueError(
+                "must be a Yahoo symbol such as ETH-USD (letters, digits, '.', '-', '^', '='; "
+                "no '/', '..' or spaces)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _range_and_csv(self) -> DownloadParams:
+        if self.start >= self.end:
+            raise ValueError(
+                f"start ({self.start}) must be before end ({self.end}) — swap or fix the dates"
+            )
+        if self.source == "csv" and not self.csv_path:
+            raise ValueError("source is 'csv' but csv_path is empty — set download.csv_path")
+        return self
+
+
+class PreprocessParams(_Section):
+    """Windows and the chronological split."""
+
+    window: int = Field(60, ge=2)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> PreprocessParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                "val_fraction + test_fraction must be below 1 so some data is left to train on"
+            )
+        return self
+
+
+class TrainParams(_Section):
+    """The lecture's network and how it is fitted."""
+
+    units: tuple[int, ...] = (50, 50)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(0.001, gt=0)
+    patience: int = Field(5, ge=0)
+    seed: int = Field(42, ge=0)
+
+    @field_validator("units")
+    @classmethod
+    def _units_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(u < 1 for u in value):
+            raise ValueError("must be a non-empty list of positive layer sizes, e.g. [50, 50]")
+        return value
+
+
+class EvaluateParams(_Section):
+    horizon: int = Field(10, ge=1)
+
+
+class ForecastParams(_Section):
+    horizon: int = Field(10, ge=1)
+    history_days: int = Field(120, ge=1)
+
+
+class MlflowParams(_Section):
+    experiment: str = Field("crypto-forecast", min_length=1)
+
+
+class Params(_Section):
+    """All of params.yaml."""
+
+    download: DownloadParams = DownloadParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    forecast: ForecastParams = ForecastParams()
+    mlflow: MlflowParams = MlflowParams()
+
+    def flat(self) -> dict[str, Any]:
+        """Every param as `section.key -> value`, the form MLflow logs."""
+        out: dict[str, Any] = {}
+        for section, values in self.model_dump(mode="json").items():
+            for key, value in values.items():
+                out[f"{section}.{key}"] = value
+        return out
+
+    def digest(self) -> str:
+        """A short stable hash of all params, to match MLflow runs with DVC experiments."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = ".".join(str(p) for p in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key{_suggest(error['loc'], model)} — fix the spelling or remove it"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{loc}: {msg}{shown} — fix it in params.yaml"
+
+
+def _suggest(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
+    """' (did you mean 'epochs'?)' for a typo'd key, found among the section's real keys."""
+    target: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        field = target.model_fields.get(str(part)) if target else None
+        annotation = field.annotation if field else None
+        target = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel
+        ) else None
+    if target is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(target.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-loaded params mapping; raise one-line `ConfigError` on problems."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping of sections, got {raw!r}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        tail = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{source}: {_describe(dict(first), Params)}{tail}") from None
+
+
+def load_params(path: Path = paths.PARAMS) -> Params:
+    """Read and validate params.yaml."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found — run from the project root") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}) — check its permissions") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem} — fix the syntax") from None
+    return parse_params(raw, str(path))

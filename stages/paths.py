@@ -1,0 +1,59 @@
+"""Every artifact path of the pipeline, in one place.
+
+Paths are relative to the working directory, which DVC sets to the workspace root (the
+repo, or a temporary copy of it for queued experiments). `tests/unit/test_paths.py`
+checks that dvc.yaml declares exactly these.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+RAW_DIR = Path("data/raw")
+RAW_META = RAW_DIR / "meta.json"
+
+PROCESSED_DIR = Path("data/processed")
+SERIES = PROCESSED_DIR / "series.csv"
+SCALER = PROCESSED_DIR / "scaler.json"
+WINDOWS = PROCESSED_DIR / "windows.npz"
+
+MODELS_DIR = Path("models")
+MODEL = MODELS_DIR / "model.keras"
+TRAIN_INFO = MODELS_DIR / "train_info.json"
+
+REPORTS_DIR = Path("reports")
+METRICS = REPORTS_DIR / "metrics.json"
+PLOTS_DIR = REPORTS_DIR / "plots"
+TEST_PREDICTIONS = PLOTS_DIR / "test_predictions.csv"
+TRAINING_HISTORY = PLOTS_DIR / "training_history.csv"
+FORECAST_CSV = REPORTS_DIR / "forecast.csv"
+FORECAST_MD = REPORTS_DIR / "forecast.md"
+FORECAST_PNG = REPORTS_DIR / "forecast.png"
+
+_EXP_TMP = (".dvc", "tmp", "exps")
+
+
+def raw_csv(ticker: str) -> Path:
+    """The downloaded price file for one ticker (ticker already validated as path-safe)."""
+    return RAW_DIR / f"{ticker}.csv"
+
+
+def project_root() -> Path:
+    """The repository that owns this workspace, also from a queued experiment's temp copy.
+
+    `dvc exp run --queue` runs stages in `<repo>/.dvc/tmp/exps/<tmp>/`, a copy that is
+    deleted afterwards; anything meant to outlive the run (the MLflow store) must be
+    anchored at `<repo>`, not at the working directory.
+    """
+    for candidate in (os.environ.get("DVC_ROOT"), os.getcwd()):
+        if not candidate:
+            continue
+        path = Path(candidate).resolve()
+        parts = path.parts
+        for i in range(len(parts) - len(_EXP_TMP) + 1):
+            if parts[i : i + len(_EXP_TMP)] == _EXP_TMP:
+                return Path(*parts[:i])
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()

@@ -1,0 +1,73 @@
+"""Stage `preprocess`: Close only, chronological split, scaler fitted on train, windows.
+
+Reads data/raw/<TICKER>.csv; writes data/processed/{series.csv, scaler.json, windows.npz}.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import pandas as pd
+
+from stages import atomic, paths
+from stages.cli import run_stage
+from stages.errors import ArtifactError
+from stages.params import load_params
+from stages.windows import MinMaxScaler, Split, make_windows
+
+log = logging.getLogger("stages.preprocess")
+
+# The params.yaml sections this stage reads (dvc.yaml declares exactly these).
+PARAM_SECTIONS = ("download", "preprocess")
+
+
+def read_raw(ticker: str) -> pd.DataFrame:
+    path = paths.raw_csv(ticker)
+    if not path.exists():
+        raise ArtifactError(f"{path} is missing — run `dvc repro download` first")
+    return pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+
+
+def split_and_scale(close: pd.Series, window: int, val_fraction: float, test_fraction: float
+                    ) -> tuple[pd.DataFrame, MinMaxScaler, Split]:
+    """Label each day train/val/test and fit the scaler on the training days only.
+
+    (The lecture fitted it on all data, which leaks the test period's range into training.)
+    """
+    split = Split.chronological(len(close), window, val_fraction, test_fraction)
+    values = close.to_numpy(dtype=np.float64)
+    scaler = MinMaxScaler.fit(values[: split.train_end])
+    frame = pd.DataFrame({"close": values, "scaled": scaler.transform(values),
+                          "split": split.labels()}, index=close.index)
+    frame.index.name = "date"
+    return frame, scaler, split
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params.preprocess
+    raw = read_raw(params.download.ticker)
+    frame, scaler, split = split_and_scale(raw["Close"], cfg.window, cfg.val_fraction,
+                                           cfg.test_fraction)
+    arrays: dict[str, np.ndarray] = {}
+    for part in ("train", "val", "test"):
+        x, y = make_windows(frame["scaled"].to_numpy(), split.target_range(part), cfg.window)
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = x, y
+        log.info("%-5s %5d windows, targets %s .. %s", part, len(y),
+                 frame.index[split.target_range(part).start].date(),
+                 frame.index[split.target_range(part).stop - 1].date())
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    atomic.write_bytes(paths.WINDOWS, buf.getvalue())
+    atomic.write_json(paths.SCALER, scaler.to_json())
+    out = io.StringIO()
+    frame.to_csv(out, date_format="%Y-%m-%d", float_format="%.10g")
+    atomic.write_text(paths.SERIES, out.getvalue())
+    log.info("scaler fitted on %d training days: min %.2f, max %.2f",
+             split.train_end, scaler.data_min, scaler.data_max)
+
+
+if __name__ == "__main__":
+    run_stage("preprocess", main)

@@ -1,0 +1,150 @@
+"""Daily price frames: normalising what each source returns, and one validation for all.
+
+The pipeline's canonical frame has a `DatetimeIndex` named `Date` (tz-naive, daily,
+sorted, unique) and one float column `Close`, finite and positive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = 30
+# A CSV larger than this is refused before it is read: daily bars for 100 years are ~8 MB.
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+
+def normalize_yahoo_frame(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """Reduce any frame yfinance 1.x returns to the canonical Date/Close frame.
+
+    Copes with `(Price, Ticker)` MultiIndex columns from `yf.download`, flat columns from
+    `Ticker.history`, a tz-aware index, and no `Adj Close` (auto-adjust is the default, so
+    `Close` is already adjusted).
+    """
+    if frame is None or frame.empty:
+        raise DataError(f"no rows for {ticker}")
+    df: pd.DataFrame = frame
+    if isinstance(df.columns, pd.MultiIndex):
+        level = _price_level(df.columns)
+        if df.columns.nlevels > 1 and ticker in df.columns.get_level_values(1 - level):
+            df = pd.DataFrame(df.xs(ticker, axis=1, level=1 - level))
+        else:
+            df = df.droplevel(1 - level, axis=1)
+    if "Close" not in df.columns:
+        raise DataError(f"Yahoo frame for {ticker} has no Close column (got {list(df.columns)})")
+    index = pd.DatetimeIndex(df.index)
+    if index.tz is not None:
+        # Yahoo stamps crypto days at 00:00 UTC; drop the zone, keep the calendar day.
+        index = index.tz_convert("UTC").tz_localize(None)
+    out = pd.DataFrame({"Close": pd.to_numeric(df["Close"], errors="coerce").to_numpy()},
+                       index=index.normalize())
+    out.index.name = "Date"
+    return out
+
+
+def _price_level(columns: pd.MultiIndex) -> int:
+    for level in range(columns.nlevels):
+        if "Close" in columns.get_level_values(level):
+            return level
+    raise DataError(f"Yahoo frame has no Close column (got {list(columns)})")
+
+
+def read_price_csv(path: Path) -> pd.DataFrame:
+    """Read a Yahoo-format CSV (at least Date and Close) into the canonical frame."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist — check download.csv_path") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror}) — check download.csv_path") from None
+    if size > MAX_CSV_BYTES:
+        raise DataError(
+            f"{path} is {size / 2**20:.0f} MB, over the {MAX_CSV_BYTES // 2**20} MB limit for "
+            "daily prices — pass a daily Date/Close file"
+        )
+    if size == 0:
+        raise DataError(f"{path} is empty — it needs a header and rows with Date and Close")
+    try:
+        raw = pd.read_csv(path, usecols=lambda c: str(c).strip() in {"Date", "Close"})
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as CSV ({exc}) — check download.csv_path") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DataError(f"{path} is not a valid CSV ({exc}) — expected Date,Close columns") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    missing = [c for c in ("Date", "Close") if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{path} has no {' or '.join(missing)} column — expected Yahoo format (Date,...,Close)"
+        )
+    dates = pd.to_datetime(raw["Date"], errors="coerce", utc=True, format="mixed")
+    if dates.isna().any():
+        bad = raw["Date"][dates.isna()].iloc[0]
+        raise DataError(
+            f"{path}: {int(dates.isna().sum())} Date value(s) are not dates (first: {bad!r}) "
+            "— use YYYY-MM-DD"
+        )
+    close = pd.to_numeric(raw["Close"], errors="coerce")
+    frame = pd.DataFrame(
+        {"Close": close.to_numpy(dtype=float)},
+        index=pd.DatetimeIndex(dates).tz_localize(None).normalize(),
+    )
+    frame.index.name = "Date"
+    return frame
+
+
+def validate_prices(frame: pd.DataFrame, what: str, min_rows: int = MIN_ROWS) -> pd.DataFrame:
+    """The one validation every source passes; returns the frame sorted by date.
+
+    Unsorted rows are sorted (and said so); duplicate dates, non-finite or non-positive
+    closes and too few rows are errors. Gaps (missing calendar days) are allowed and
+    counted in the log: weekends are normal for stocks, rare for crypto.
+    """
+    if frame.empty:
+        raise DataError(f"{what} has no rows — check the ticker and the date range")
+    if not frame.index.is_monotonic_increasing:
+        log.warning("%s: rows were not in date order; sorted them", what)
+        frame = frame.sort_index(kind="stable")
+    dupes = frame.index.duplicated()
+    if dupes.any():
+        first = frame.index[dupes][0].date()
+        raise DataError(
+            f"{what} has {int(dupes.sum())} duplicate date(s) (first: {first}) — keep one row per day"
+        )
+    close = frame["Close"].to_numpy(dtype=float)
+    bad = ~np.isfinite(close) | (close <= 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(
+            f"{what} has {int(bad.sum())} Close value(s) that are missing, not finite or not "
+            f"positive (first: {frame.index[i].date()} = {frame['Close'].iloc[i]!r}) "
+            "— fix or drop those rows"
+        )
+    if len(frame) < min_rows:
+        raise DataError(
+            f"{what} has only {len(frame)} rows, fewer than the {min_rows} needed "
+            "— widen the date range"
+        )
+    gaps = int((np.diff(frame.index.to_numpy()).astype("timedelta64[D]").astype(int) > 1).sum())
+    if gaps:
+        log.warning("%s: %d gap(s) between consecutive dates (kept as is, not filled)", what, gaps)
+    return frame
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The canonical frame as CSV bytes (Date as YYYY-MM-DD, full float precision)."""
+    buf = io.StringIO()
+    frame.to_csv(buf, date_format="%Y-%m-%d", float_format="%.10g")
+    return buf.getvalue().encode("utf-8")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

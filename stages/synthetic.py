@@ -1,0 +1,43 @@
+"""A seeded, ETH-like price series for offline use. Never presented as real data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+# Rough waypoints of ETH-USD's 2018-2023 path (crash, recovery, 2021 bull run, 2022
+# bear market), so the offline sample has realistic regimes and price levels. Prices
+# are noise around a log-linear path through them; outside the range the path is flat.
+_WAYPOINTS = (
+    ("2018-01-01", 770.0), ("2018-12-15", 85.0), ("2019-06-25", 310.0), ("2020-03-13", 110.0),
+    ("2021-05-12", 4200.0), ("2021-07-20", 1800.0), ("2021-11-09", 4800.0),
+    ("2022-06-18", 1000.0), ("2022-11-09", 1100.0), ("2023-12-31", 2300.0),
+)
+_DAILY_VOL = 0.04
+_PERSISTENCE = 0.97  # day-to-day persistence of the deviation from the path
+_SEED = 20180101
+
+
+def synthetic_prices(start: dt.date, end: dt.date, seed: int = _SEED) -> pd.DataFrame:
+    """Daily closes from `start` (inclusive) to `end` (exclusive), like yfinance's range."""
+    days = pd.date_range(start, end, freq="D", inclusive="left", name="Date")
+    origin = pd.Timestamp(_WAYPOINTS[0][0])
+    anchor_days = (pd.DatetimeIndex([d for d, _ in _WAYPOINTS]) - origin).days.to_numpy()
+    anchor_logs = np.log([p for _, p in _WAYPOINTS])
+    # Day offsets from the first waypoint: they place the path and index the noise, so a
+    # sub-range gives the same prices on the days it shares with a longer one.
+    offsets = (days - origin).days.to_numpy()
+    trend = np.interp(offsets, anchor_days, anchor_logs)
+    lo = min(0, int(offsets.min())) if len(days) else 0
+    hi = int(offsets.max()) + 1 if len(days) else 0
+    rng = np.random.default_rng(seed)
+    shocks = rng.standard_t(df=4, size=hi - lo) * _DAILY_VOL / np.sqrt(2.0)
+    deviation = np.empty_like(shocks)
+    level = 0.0
+    for i, shock in enumerate(shocks):
+        level = _PERSISTENCE * level + shock
+        deviation[i] = level
+    close = np.exp(trend + deviation[offsets - lo])
+    return pd.DataFrame({"Close": close}, index=days)

@@ -1,0 +1,108 @@
+"""Pure numeric pieces shared by preprocess, train, evaluate and forecast.
+
+No TensorFlow here: preprocess imports this and must start fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stages.errors import DataError
+
+FloatArray = NDArray[np.float64]
+Float32Array = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class MinMaxScaler:
+    """Min-max scaling to [0, 1] with bounds fitted on the training part only.
+
+    Serialised as JSON (never pickle). Values outside the training range map outside
+    [0, 1]; that is expected for later prices and not clipped.
+    """
+
+    data_min: float
+    data_max: float
+
+    @classmethod
+    def fit(cls, values: FloatArray) -> MinMaxScaler:
+        lo, hi = float(np.min(values)), float(np.max(values))
+        if not hi > lo:
+            raise DataError("training prices are constant; cannot scale — use a longer range")
+        return cls(lo, hi)
+
+    def transform(self, values: FloatArray) -> FloatArray:
+        return (np.asarray(values, dtype=np.float64) - self.data_min) / (self.data_max - self.data_min)
+
+    def inverse(self, scaled: FloatArray) -> FloatArray:
+        return np.asarray(scaled, dtype=np.float64) * (self.data_max - self.data_min) + self.data_min
+
+    def to_json(self) -> dict[str, float | str]:
+        return {"kind": "minmax", "data_min": self.data_min, "data_max": self.data_max,
+                "feature_range": "0..1", "fitted_on": "train"}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, object]) -> MinMaxScaler:
+        try:
+            return cls(float(obj["data_min"]), float(obj["data_max"]))  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"scaler JSON is malformed ({exc}) — rerun `dvc repro preprocess`") from None
+
+
+@dataclass(frozen=True)
+class Split:
+    """Chronological split by target index: targets [0, train_end) train, then val, then test.
+
+    Window inputs may reach back across a boundary (the past is known); targets never do.
+    """
+
+    n: int
+    window: int
+    train_end: int
+    val_end: int
+
+    @classmethod
+    def chronological(cls, n: int, window: int, val_fraction: float, test_fraction: float) -> Split:
+        n_test = round(n * test_fraction)
+        n_val = round(n * val_fraction)
+        train_end = n - n_test - n_val
+        need = window + 2
+        if n_test < 2 or n_val < 2 or train_end < need:
+            raise DataError(
+                f"{n} rows are too few for window={window} with val_fraction={val_fraction} "
+                f"and test_fraction={test_fraction} (each split needs ≥ 2 rows, train ≥ "
+                f"{need}) — widen the date range or shrink preprocess.window"
+            )
+        return cls(n=n, window=window, train_end=train_end, val_end=n - n_test)
+
+    def target_range(self, part: str) -> range:
+        """Indices of the series whose values are targets of `part`'s windows."""
+        if part == "train":
+            return range(self.window, self.train_end)
+        if part == "val":
+            return range(self.train_end, self.val_end)
+        if part == "test":
+            return range(self.val_end, self.n)
+        raise ValueError(part)
+
+    def labels(self) -> list[str]:
+        return ["train" if i < self.train_end else "val" if i < self.val_end else "test"
+                for i in range(self.n)]
+
+
+def make_windows(series: FloatArray, targets: range, window: int) -> tuple[Float32Array, Float32Array]:
+    """Inputs `series[t-window:t]` and targets `series[t]` for each t in `targets`.
+
+    Returns X with shape (len(targets), window, 1) and y with shape (len(targets),).
+    """
+    values = np.asarray(series, dtype=np.float64)
+    if targets.start < window:
+        raise ValueError("first target needs a full window before it")
+    idx = np.arange(targets.start, targets.stop)
+    view = np.lib.stride_tricks.sliding_window_view(values, window)
+    x = view[idx - window][..., np.newaxis].astype(np.float32)
+    y = values[idx].astype(np.float32)
+    return x, y
