@@ -1,0 +1,111 @@
+"""The real pipeline: `dvc repro` and `dvc exp run` on tiny params in a temp copy of the
+project, MLflow in a temp SQLite store. Slow (~1-2 min)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import project_env, run
+
+pytestmark = pytest.mark.slow
+
+
+def _runs(store: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(store / "mlflow.db") as db:
+        return db.execute("select run_uuid, status from runs order by start_time").fetchall()
+
+
+def _metric(store: Path, run_id: str, key: str) -> float:
+    with sqlite3.connect(store / "mlflow.db") as db:
+        row = db.execute("select value from latest_metrics where run_uuid=? and key=?",
+                         (run_id, key)).fetchone()
+    assert row is not None, f"metric {key} missing from run {run_id}"
+    return float(row[0])
+
+
+def _tags(store: Path, run_id: str) -> dict[str, str]:
+    with sqlite3.connect(store / "mlflow.db") as db:
+        return dict(db.execute("select key, value from tags where run_uuid=?", (run_id,)))
+
+
+def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    env = project_env(project, store)
+    first = run(["dvc", "repro"], project, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for stage in ("download", "preprocess", "train", "evaluate", "forecast"):
+        assert f"Running stage '{stage}'" in first.stdout
+
+    meta = json.loads((project / "data/raw/meta.json").read_text())
+    assert meta["source_used"] == "synthetic" and meta["ticker"] == "ETH-USD"
+    assert meta["first_date"] == "2022-01-01" and meta["last_date"] == "2022-12-30"
+
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["param_count"] == 30651
+    for who in ("model", "persistence"):
+        assert set(metrics["test"][who]) >= {"rmse", "mae", "mape"}
+        assert all(v > 0 for v in metrics["test"][who].values())
+
+    with (project / "reports/forecast.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["date"] for r in rows] == ["2022-12-31", "2023-01-01", "2023-01-02"]
+    assert all(float(r["forecast"]) > 0 for r in rows)
+    report = (project / "reports/forecast.md").read_text()
+    assert report.startswith("> **SYNTHETIC DATA")
+    assert (project / "reports/forecast.png").read_bytes()[:4] == b"\x89PNG"
+
+    test_rows = pd.read_csv(project / "reports/plots/test_predictions.csv")
+    assert list(test_rows.columns) == ["date", "actual", "model", "persistence"]
+    assert len(test_rows) == metrics["test_period"]["days"]
+
+    info = json.loads((project / "models/train_info.json").read_text())
+    runs = _runs(store)
+    assert runs == [(info["run_id"], "FINISHED")]
+    run_id = info["run_id"]
+    assert _metric(store, run_id, "param_count") == 30651
+    assert _metric(store, run_id, "test_model_rmse") == pytest.approx(metrics["test"]["model"]["rmse"])
+    tags = _tags(store, run_id)
+    assert tags["source_used"] == "synthetic"
+    assert tags["data_sha256"] == meta["sha256"]
+    assert len(tags["git_commit"]) == 40
+    assert (store / "mlartifacts").is_dir()  # artifacts beside the store, model included
+    assert list((store / "mlartifacts").rglob("MLmodel"))
+
+    status = run(["dvc", "status", "--json"], project, env)
+    assert status.returncode == 0 and json.loads(status.stdout) == {}
+    second = run(["dvc", "repro"], project, env)
+    assert second.returncode == 0
+    assert "Running stage" not in second.stdout
+
+    # A param change reruns train and what follows, not download or preprocess.
+    exp = run(["dvc", "exp", "run", "-S", "train.epochs=2", "-n", "two-epochs"], project, env)
+    assert exp.returncode == 0, exp.stdout + exp.stderr
+    assert "Running stage 'train'" in exp.stdout and "Running stage 'forecast'" in exp.stdout
+    assert "Running stage 'download'" not in exp.stdout
+    assert "Running stage 'preprocess'" not in exp.stdout
+    runs = _runs(store)
+    assert len(runs) == 2 and all(status == "FINISHED" for _, status in runs)
+    assert _tags(store, runs[1][0])["dvc_exp_name"] == "two-epochs"
+
+    shown = run(["dvc", "exp", "show", "--json"], project, env)
+    assert shown.returncode == 0
+    assert "two-epochs" in shown.stdout and "param_count" in shown.stdout
+
+
+def test_yahoo_offline_fails_with_one_line(project: Path, tmp_path: Path) -> None:
+    params = (project / "params.yaml").read_text().replace("source: synthetic", "source: yahoo")
+    (project / "params.yaml").write_text(params)
+    env = project_env(project, tmp_path / "store")
+    env["https_proxy"] = env["HTTPS_PROXY"] = "http://127.0.0.1:9"  # nothing listens: offline
+    result = run(["python", "-m", "stages.download"], project, env, timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "unreachable" in errors[0] and "download.source: csv" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not (project / "data").exists()

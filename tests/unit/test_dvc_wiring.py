@@ -1,0 +1,99 @@
+"""dvc.yaml agrees with the code: module deps, params sections, and artifact paths."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stages import paths
+from tests.conftest import ROOT
+
+STAGES = ("download", "preprocess", "train", "evaluate", "forecast")
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+
+def _imports(module: str, seen: set[str] | None = None) -> set[str]:
+    """`stages.*` modules imported by `module`, transitively (lazy imports included)."""
+    seen = set() if seen is None else seen
+    if module in seen:
+        return seen
+    seen.add(module)
+    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages"):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("stages")]
+        for name in names:
+            if (ROOT / (name.replace(".", "/") + ".py")).exists():
+                _imports(name, seen)
+    return seen
+
+
+def _stage(name: str) -> dict[str, Any]:
+    stage: dict[str, Any] = DVC["stages"][name]
+    return stage
+
+
+def _entries(items: list[Any]) -> list[str]:
+    return [next(iter(i)) if isinstance(i, dict) else i for i in items]
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_stage_runs_its_module(name: str) -> None:
+    assert _stage(name)["cmd"] == f"python -m stages.{name}"
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_deps_list_every_imported_module(name: str) -> None:
+    needed = {m.replace(".", "/") + ".py" for m in _imports(f"stages.{name}")}
+    needed.add("stages/__init__.py")
+    declared = {d for d in _stage(name)["deps"] if d.startswith("stages/")}
+    assert declared == needed
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_params_are_the_sections_the_module_reads(name: str) -> None:
+    module = importlib.import_module(f"stages.{name}")
+    assert list(_stage(name)["params"]) == list(module.PARAM_SECTIONS)
+
+
+def test_outputs_match_paths_module() -> None:
+    outs = {o for name in STAGES for key in ("outs", "metrics", "plots")
+            for o in _entries(_stage(name).get(key, []))}
+    expected = {str(p) for p in (paths.RAW_DIR, paths.PROCESSED_DIR, paths.MODELS_DIR,
+                                 paths.TRAINING_HISTORY, paths.METRICS, paths.TEST_PREDICTIONS,
+                                 paths.FORECAST_CSV, paths.FORECAST_MD, paths.FORECAST_PNG)}
+    assert outs == expected
+
+
+def test_every_declared_data_dep_is_some_stage_output() -> None:
+    outs = {o for name in STAGES for key in ("outs", "metrics")
+            for o in _entries(_stage(name).get(key, []))}
+    for name in STAGES:
+        for dep in _stage(name)["deps"]:
+            if dep.startswith("stages/"):
+                assert (ROOT / dep).exists(), dep
+            else:
+                assert any(dep == o or dep.startswith(o + "/") for o in outs), dep
+
+
+def test_ticker_file_stays_under_data_raw() -> None:
+    assert paths.raw_csv("ETH-USD") == Path("data/raw/ETH-USD.csv")
+
+
+def test_project_root_from_a_queued_experiment_copy(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    copy.mkdir(parents=True)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.chdir(copy)
+    assert paths.project_root() == (tmp_path / "repo").resolve()
+    monkeypatch.chdir(tmp_path)
+    assert paths.project_root() == tmp_path.resolve()
