@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 
 from stages.errors import PipelineError
@@ -36,8 +37,10 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     """
     setup_logging()
     stage_log = logging.getLogger(f"stages.{name}")
+    started = time.perf_counter()
     try:
         main()
+        stage_log.info("done in %.1f s", time.perf_counter() - started)
     except PipelineError as exc:
         stage_log.error("%s%s", exc, _restore_hint())
         sys.exit(exc.exit_code)

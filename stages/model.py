@@ -27,6 +27,7 @@ def configure_tensorflow(seed: int) -> None:
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    keras.utils.disable_interactive_logging()  # no progress bars in DVC logs
     tf.config.experimental.enable_op_determinism()
 
 
