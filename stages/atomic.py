@@ -7,6 +7,7 @@ never half of one, so DVC can never cache a truncated output.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -14,27 +15,50 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from stages.errors import StorageError
+
+# Write failures the user fixes outside the pipeline (free space, raise a limit, remount).
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _file_mode() -> int:
+    # mkstemp creates 0600 files; outputs get the usual 0666 & ~umask like any other file.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to `target`; on success it replaces `target`.
 
     The temporary name keeps the target's suffix (Keras insists on `.keras`).
-    On any error the temporary file is removed and `target` is untouched.
+    On any error the temporary file is removed and `target` is untouched; a full disk
+    (or quota, file-size limit, read-only file system) becomes one `StorageError` line.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}"
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        raise StorageError(
+            f"cannot write {target} ({os.strerror(exc.errno)}) — free disk space (or raise the "
+            f"quota / file-size limit) and rerun; the previous {target.name}, if any, is untouched"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(target: Path, data: bytes) -> None:

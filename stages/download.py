@@ -14,22 +14,18 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from stages import atomic, paths
 from stages.cli import run_stage
 from stages.errors import DataError, SourceEmptyError, SourceUnavailableError
 from stages.params import DownloadParams, load_params
-from stages.prices import (
-    normalize_yahoo_frame,
-    read_price_csv,
-    sha256,
-    to_csv_bytes,
-    validate_prices,
-)
-from stages.synthetic import synthetic_prices
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and the price modules are imported where used, after params.yaml is validated:
+# a typo in params.yaml is reported in a fraction of a second.
 
 log = logging.getLogger("stages.download")
 
@@ -41,9 +37,17 @@ BACKOFF_SECONDS = 1.0
 REQUEST_TIMEOUT_S = 20
 
 
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of an error raised for an answer Yahoo gave (None: no answer)."""
+    code = getattr(getattr(exc, "response", None), "status_code", None)
+    return code if isinstance(code, int) and code >= 400 else None
+
+
 def _is_network_error(exc: BaseException) -> bool:
     """Transport failures: DNS, refused or reset connections, timeouts (curl_cffi's are
-    OSErrors; plain `requests` errors are not)."""
+    OSErrors; plain `requests` errors are not). An HTTP error status is an answer, not one."""
+    if _http_status(exc) is not None:
+        return False
     if isinstance(exc, OSError | TimeoutError):
         return True
     name = type(exc).__module__
@@ -60,6 +64,8 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
     """
     import yfinance as yf
     from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
+
+    from stages.prices import normalize_yahoo_frame
 
     yf.config.debug.hide_exceptions = False  # we classify the errors ourselves
     last: BaseException | None = None
@@ -78,9 +84,16 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
                 "download.ticker (e.g. ETH-USD) and the date range"
             ) from None
         except Exception as exc:
-            if not _is_network_error(exc):
+            status = _http_status(exc)
+            if status in (401, 403, 404):
+                # Yahoo answers an unknown symbol's follow-up lookups with 404.
+                raise SourceEmptyError(
+                    f"Yahoo does not know {ticker} (HTTP {status}) — check download.ticker "
+                    "(e.g. ETH-USD)"
+                ) from None
+            if status is None and not _is_network_error(exc):
                 raise
-            last = exc
+            last = exc  # unreachable, or a 429/5xx worth retrying
         else:
             if frame is None or frame.empty:
                 raise SourceEmptyError(
@@ -92,7 +105,7 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
             wait = BACKOFF_SECONDS * 2 ** (attempt - 1)
             log.warning("Yahoo request failed (%s); retrying in %.0f s", _short(last), wait)
             sleep(wait)
-    if isinstance(last, YFRateLimitError):
+    if isinstance(last, YFRateLimitError) or _http_status(last or Exception()) == 429:
         raise SourceUnavailableError(
             f"Yahoo is rate-limiting requests ({MAX_ATTEMPTS} attempts) — wait a few minutes "
             "and rerun, or use download.source: csv"
@@ -118,9 +131,14 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] = fetch_yahoo
+def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] | None = None
             ) -> tuple[pd.DataFrame, str, str]:
     """Prices for `cfg` as (frame, source_used, note), trimmed to [start, end)."""
+    import pandas as pd
+
+    from stages.prices import read_price_csv
+    from stages.synthetic import synthetic_prices
+
     if cfg.source == "csv":
         csv_path = Path(cfg.csv_path or "")  # non-empty: checked by the params model
         frame, used, note = read_price_csv(csv_path), "csv", f"from {csv_path}"
@@ -128,7 +146,8 @@ def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] = fetch_yaho
         frame, used, note = synthetic_prices(cfg.start, cfg.end), "synthetic", "chosen in params"
     else:
         try:
-            frame, used, note = fetch(cfg.ticker, cfg.start, cfg.end), "yahoo", "Yahoo Finance"
+            frame, used, note = (fetch or fetch_yahoo)(cfg.ticker, cfg.start, cfg.end), "yahoo", \
+                "Yahoo Finance"
         except SourceUnavailableError as exc:
             if cfg.source == "yahoo":
                 raise
@@ -149,12 +168,15 @@ def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] = fetch_yaho
 
 def main() -> None:
     cfg = load_params().download
+    from stages.prices import sha256, to_csv_bytes, validate_prices
+
     frame, used, note = acquire(cfg)
     frame = validate_prices(frame, f"{cfg.ticker} ({used})")
     first, last = frame.index[0].date(), frame.index[-1].date()
     if first > cfg.start + dt.timedelta(days=7):
-        log.warning("data starts %s, later than download.start %s (the asset may not have "
-                    "traded earlier)", first, cfg.start)
+        log.warning("%s: data covers only %s .. %s, starting later than download.start %s (the "
+                    "asset may not have traded earlier) — set download.start to %s to silence "
+                    "this", cfg.ticker, first, last, cfg.start, first)
     data = to_csv_bytes(frame)
     meta = {
         "ticker": cfg.ticker,

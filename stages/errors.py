@@ -39,3 +39,7 @@ class TrackingError(PipelineError):
 
 class ArtifactError(PipelineError):
     """An earlier stage's output is missing or corrupt."""
+
+
+class StorageError(PipelineError):
+    """An output cannot be written: disk full, quota or file-size limit, read-only disk."""

@@ -43,8 +43,9 @@ def normalize_yahoo_frame(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
         raise DataError(f"Yahoo frame for {ticker} has no Close column (got {list(df.columns)})")
     index = pd.DatetimeIndex(df.index)
     if index.tz is not None:
-        # Yahoo stamps crypto days at 00:00 UTC; drop the zone, keep the calendar day.
-        index = index.tz_convert("UTC").tz_localize(None)
+        # Yahoo stamps each day at 00:00 in the exchange's zone (UTC for crypto): drop the
+        # zone and keep that calendar day (converting to UTC would shift Asian days back).
+        index = index.tz_localize(None)
     out = pd.DataFrame({"Close": pd.to_numeric(df["Close"], errors="coerce").to_numpy()},
                        index=index.normalize())
     out.index.name = "Date"
@@ -85,18 +86,28 @@ def read_price_csv(path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path} has no {' or '.join(missing)} column — expected Yahoo format (Date,...,Close)"
         )
-    dates = pd.to_datetime(raw["Date"], errors="coerce", utc=True, format="mixed")
+    if raw.empty:
+        raise DataError(f"{path} has a header but no rows — export the prices again")
+    # Policy: each Date starts with YYYY-MM-DD; that calendar day is the row's day, whatever
+    # time or UTC offset follows (yfinance writes "2024-01-02 00:00:00+09:00"). Other forms
+    # (01/02/2024 is ambiguous) are refused rather than guessed.
+    text = raw["Date"].astype("string").str.strip()
+    day = text.str.extract(r"^(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.]*(?:Z|[+-]\d{2}:?\d{2})?)?$")[0]
+    dates = pd.to_datetime(day, errors="coerce", format="%Y-%m-%d")
     if dates.isna().any():
-        bad = raw["Date"][dates.isna()].iloc[0]
+        bad = raw["Date"][dates.isna().to_numpy()].iloc[0]
         raise DataError(
-            f"{path}: {int(dates.isna().sum())} Date value(s) are not dates (first: {bad!r}) "
-            "— use YYYY-MM-DD"
+            f"{path}: {int(dates.isna().sum())} Date value(s) are not dates in YYYY-MM-DD form "
+            f"(first: {bad!r}) — write every date as YYYY-MM-DD"
         )
     close = pd.to_numeric(raw["Close"], errors="coerce")
-    frame = pd.DataFrame(
-        {"Close": close.to_numpy(dtype=float)},
-        index=pd.DatetimeIndex(dates).tz_localize(None).normalize(),
-    )
+    words = close.isna() & raw["Close"].notna()
+    if words.any():
+        raise DataError(
+            f"{path}: {int(words.sum())} Close value(s) are not numbers (first: "
+            f"{raw['Close'][words.to_numpy()].iloc[0]!r}) — fix or drop those rows"
+        )
+    frame = pd.DataFrame({"Close": close.to_numpy(dtype=float)}, index=pd.DatetimeIndex(dates))
     frame.index.name = "Date"
     return frame
 
