@@ -171,7 +171,7 @@ def main() -> None:
     from stages.prices import sha256, to_csv_bytes, validate_prices
 
     frame, used, note = acquire(cfg)
-    frame = validate_prices(frame, f"{cfg.ticker} ({used})")
+    frame = validate_prices(frame, str(cfg.csv_path) if used == "csv" else f"{cfg.ticker} ({used})")
     first, last = frame.index[0].date(), frame.index[-1].date()
     if first > cfg.start + dt.timedelta(days=7):
         log.warning("%s: data covers only %s .. %s, starting later than download.start %s (the "

@@ -136,7 +136,7 @@ def validate_prices(frame: pd.DataFrame, what: str, min_rows: int = MIN_ROWS) ->
         i = int(np.argmax(bad))
         raise DataError(
             f"{what} has {int(bad.sum())} Close value(s) that are missing, not finite or not "
-            f"positive (first: {frame.index[i].date()} = {frame['Close'].iloc[i]!r}) "
+            f"positive (first: {frame.index[i].date()} = {float(close[i])}) "
             "— fix or drop those rows"
         )
     if len(frame) < min_rows:
