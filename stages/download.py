@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import logging
 import platform
 import time
@@ -41,6 +42,14 @@ def _http_status(exc: BaseException) -> int | None:
     """The HTTP status of an error raised for an answer Yahoo gave (None: no answer)."""
     code = getattr(getattr(exc, "response", None), "status_code", None)
     return code if isinstance(code, int) and code >= 400 else None
+
+
+def _is_outage_page(exc: BaseException) -> bool:
+    """Yahoo answered, but with an HTML 'Will be right back' page instead of JSON."""
+    from yfinance.exceptions import YFDataException
+
+    return isinstance(exc, json.JSONDecodeError) or (
+        isinstance(exc, YFDataException) and "CURRENTLY DOWN" in str(exc))
 
 
 def _is_network_error(exc: BaseException) -> bool:
@@ -91,9 +100,9 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
                     f"Yahoo does not know {ticker} (HTTP {status}) — check download.ticker "
                     "(e.g. ETH-USD)"
                 ) from None
-            if status is None and not _is_network_error(exc):
+            if status is None and not (_is_network_error(exc) or _is_outage_page(exc)):
                 raise
-            last = exc  # unreachable, or a 429/5xx worth retrying
+            last = exc  # unreachable, down, or a 429/5xx: worth retrying
         else:
             if frame is None or frame.empty:
                 raise SourceEmptyError(
@@ -111,7 +120,7 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
             "and rerun, or use download.source: csv"
         )
     raise SourceUnavailableError(
-        f"Yahoo Finance is unreachable after {MAX_ATTEMPTS} attempts ({_short(last)}) — check "
+        f"Yahoo Finance is unreachable or down after {MAX_ATTEMPTS} attempts ({_short(last)}) — check "
         "the network, or use download.source: csv with a saved file"
     )
 

@@ -97,7 +97,8 @@ class FakeYahooSession(Session):  # type: ignore[misc]
     """Answers Yahoo's endpoints from memory.
 
     `listed`: the symbols Yahoo knows, each with the first day it traded.
-    `fault`: a key of FAULTS raised on *every* request, or "429" answered to every request.
+    `fault`: a key of FAULTS raised on *every* request, or "429" / "503" answered to every
+    request.
     `fail_first`: how many chart requests fail with `fault` before answering normally.
     """
 
@@ -118,6 +119,8 @@ class FakeYahooSession(Session):  # type: ignore[misc]
             self.fail_first is None or (CHART in url and self._chart_calls() <= self.fail_first))
         if failing and self.fault == "429":
             return response(url, 429, "Too Many Requests\r\n")
+        if failing and self.fault == "503":
+            return response(url, 503, "<html><body>Will be right back...</body></html>")
         if failing and self.fault in FAULTS:
             raise FAULTS[self.fault](url)
         host, path = urlparse(url).hostname or "", urlparse(url).path
