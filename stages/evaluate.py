@@ -1,13 +1,18 @@
-"""Stage `evaluate`: the model against persistence on the test split, in price units.
+"""Stage `evaluate`: a rolling-origin backtest of the model and the baselines over the
+validation and test splits, 1..`horizon` days ahead, in price units; conformal interval
+widths calibrated on validation, their coverage measured on test.
 
-Reads models/, data/processed/; writes reports/metrics.json (DVC metrics) and
-reports/plots/test_predictions.csv (DVC plot); logs the test metrics to the training run.
+Reads models/, data/processed/; writes reports/metrics.json (DVC metrics) and the plot
+CSVs under reports/plots/ (DVC plots); logs everything to the training's MLflow run.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,43 +20,194 @@ import pandas as pd
 
 from stages import atomic, paths
 from stages.artifacts import read_json, read_series
+from stages.backtest import Backtest, Predict, model_forecasts, run_backtest, split_origins
+from stages.baselines import BASELINES, train_drift
 from stages.cli import run_stage
-from stages.errors import ArtifactError
-from stages.metrics import summary
-from stages.params import load_params
-from stages.windows import MinMaxScaler, make_windows
+from stages.errors import DataError
+from stages.intervals import band, conformal_quantile, coverage, level_name, log_ratio_scores
+from stages.metrics import naive_scale, score, summary
+from stages.params import Params, load_params
+from stages.windows import MinMaxScaler, Target
 
 log = logging.getLogger("stages.evaluate")
 
 # The params.yaml sections this stage reads (dvc.yaml declares exactly these).
 PARAM_SECTIONS = ("preprocess", "evaluate", "mlflow")
 
-
-def test_targets(series: pd.DataFrame, window: int) -> range:
-    idx = np.flatnonzero(series["split"].to_numpy() == "test")
-    if idx.size == 0 or idx[0] < window:
-        raise ArtifactError(f"{paths.SERIES} has no usable test split — rerun `dvc repro -f preprocess`")
-    return range(int(idx[0]), int(idx[-1]) + 1)
+PREDICTORS = ("model", *BASELINES)
 
 
-def one_step_predictions(model: Any, series: pd.DataFrame, scaler: MinMaxScaler, window: int
-                         ) -> pd.DataFrame:
-    """Model and persistence one-step-ahead predictions for every test day, in price units.
+@dataclass(frozen=True)
+class Evaluation:
+    """What the stage writes: metrics.json's content and the plot tables."""
 
-    Each prediction sees only the `window` true prices before its day; persistence says
-    tomorrow = today on exactly the same days.
-    """
-    targets = test_targets(series, window)
-    x, _ = make_windows(series["scaled"].to_numpy(), targets, window)
-    scaled = model.predict(x, batch_size=1024, verbose=0).reshape(-1)
-    close = series["close"].to_numpy()
-    idx = np.arange(targets.start, targets.stop)
-    return pd.DataFrame({"actual": close[idx], "model": scaler.inverse(scaled),
-                         "persistence": close[idx - 1]}, index=series.index[idx])
+    metrics: dict[str, Any]
+    by_horizon: pd.DataFrame
+    one_step: pd.DataFrame
+    horizon_view: pd.DataFrame
+    backtest_seconds: float
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: undefined metrics (persistence's direction) become null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def horizon_scores(bt: Backtest, scale: float) -> dict[str, Any]:
+    """Per horizon (`h1`..) and pooled (`all`): every metric of every predictor, and skill."""
+    out: dict[str, Any] = {}
+    horizon = bt.actual.shape[1]
+    columns: list[tuple[str, slice]] = [(f"h{h + 1}", slice(h, h + 1)) for h in range(horizon)]
+    for key, cols in [*columns, ("all", slice(None))]:
+        entry: dict[str, Any] = {
+            name: score(bt.actual[:, cols], fc[:, cols], bt.reference[:, cols], scale)
+            for name, fc in bt.forecasts.items()
+        }
+        entry["skill_rmse"] = entry["model"]["rmse"] / entry["persistence"]["rmse"]
+        out[key] = entry
+    return out
+
+
+def calibrate(val: Backtest, levels: tuple[float, ...]) -> dict[float, np.ndarray]:
+    """Per level, the conformal log-ratio half-width for each horizon, from validation."""
+    scores = log_ratio_scores(val.actual, val.forecasts["model"])
+    return {level: np.array([conformal_quantile(scores[:, h], level)
+                             for h in range(scores.shape[1])]) for level in levels}
+
+
+def measure_coverage(test: Backtest, widths: dict[float, np.ndarray]) -> dict[str, Any]:
+    """Nominal vs measured coverage on test, overall and per horizon, with the widths."""
+    out: dict[str, Any] = {}
+    for level, q in widths.items():
+        lower, upper = band(test.forecasts["model"], q[np.newaxis, :])
+        entry: dict[str, Any] = {"nominal": level,
+                                 "coverage": coverage(test.actual, lower, upper)}
+        for h in range(q.size):
+            entry[f"h{h + 1}"] = {
+                "coverage": coverage(test.actual[:, h], lower[:, h], upper[:, h]),
+                "log_half_width": float(q[h]),
+                "half_width_pct": float(np.expm1(q[h]) * 100.0),
+            }
+        out[level_name(level)] = entry
+    return out
+
+
+def evaluate(predict: Predict, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
+             window: int, horizon: int, ma_window: int, levels: tuple[float, ...]) -> Evaluation:
+    """Backtest on validation (to calibrate the bands) and test (to score everything)."""
+    labels = series["split"].to_numpy()
+    close = series["close"].to_numpy(dtype=np.float64)
+    scaled = series["scaled"].to_numpy(dtype=np.float64)
+    dates = pd.DatetimeIndex(series.index)
+    train = close[labels == "train"]
+    parts: dict[str, tuple[np.ndarray, int]] = {p: split_origins(labels, p) for p in ("val", "test")}
+    for part, (origins, _) in parts.items():
+        if origins.size < horizon:
+            raise DataError(
+                f"the {part} split has {origins.size} days, fewer than evaluate.horizon="
+                f"{horizon} — lower evaluate.horizon or raise preprocess.{part}_fraction"
+            )
+    # One recursive run over the validation and test origins together: `horizon` batched
+    # forward passes in all.
+    every = np.concatenate([parts["val"][0], parts["test"][0]])
+    t0 = time.perf_counter()
+    model_fc = model_forecasts(predict, scaled, close, every, window, horizon, scaler, target)
+    seconds = time.perf_counter() - t0
+    n_val = parts["val"][0].size
+    slope, scale = train_drift(train), naive_scale(train)
+    val, test = (run_backtest(fc, close, dates, origins, stop, horizon, slope, ma_window)
+                 for fc, (origins, stop) in ((model_fc[:n_val], parts["val"]),
+                                             (model_fc[n_val:], parts["test"])))
+    scores = horizon_scores(test, scale)
+    widths = calibrate(val, levels)
+    cover = measure_coverage(test, widths)
+
+    one = pd.DataFrame({"actual": test.actual[:, 0]} | {name: fc[:, 0] for name, fc in
+                                                       test.forecasts.items()},
+                       index=dates[test.origins + 1].rename("date"))
+    first_target, last_target = one.index[0].date(), one.index[-1].date()
+    metrics: dict[str, Any] = {
+        "test": {name: summary(one["actual"], one[name]) for name in ("model", "persistence")},
+        "test_period": {"first": str(first_target), "last": str(last_target), "days": len(one)},
+        "skill_rmse_vs_persistence": scores["h1"]["skill_rmse"],
+        "target": target,
+        "backtest": {"horizon": horizon, "origins": int(test.origins.size),
+                     "mase_scale": scale, "drift_per_day": slope, "ma_window": ma_window,
+                     **scores},
+        "intervals": {"calibration_origins": int(n_val), **cover},
+    }
+
+    by_h = pd.DataFrame({"horizon": np.arange(1, horizon + 1)})
+    for metric in ("rmse", "mase"):
+        for name in PREDICTORS:
+            by_h[f"{name}_{metric}"] = [scores[f"h{h}"][name][metric] for h in by_h["horizon"]]
+    by_h["skill_rmse"] = [scores[f"h{h}"]["skill_rmse"] for h in by_h["horizon"]]
+    for key, entry in cover.items():
+        by_h[f"coverage_{key}"] = [entry[f"h{h}"]["coverage"] for h in by_h["horizon"]]
+        by_h[f"nominal_{key}"] = entry["nominal"]
+
+    # Target dates reached from every horizon: the h-day-ahead view of the test period.
+    last = horizon - 1
+    rows = np.arange(last, test.origins.size)
+    view = pd.DataFrame({
+        "actual": test.actual[rows - last, last],
+        "model_1_day_ahead": test.forecasts["model"][rows, 0],
+        "model_h_days_ahead": test.forecasts["model"][rows - last, last],
+        "persistence_h_days_ahead": test.forecasts["persistence"][rows - last, last],
+    }, index=dates[test.origins[rows] + 1].rename("date"))
+    for level, q in widths.items():
+        lower, upper = band(view["model_h_days_ahead"].to_numpy(), q[last])
+        view[f"lower_{level_name(level)}"] = lower
+        view[f"upper_{level_name(level)}"] = upper
+    return Evaluation(metrics=_finite(metrics), by_horizon=by_h, one_step=one,
+                      horizon_view=view.dropna(subset=["actual"]), backtest_seconds=seconds)
+
+
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Flat MLflow metrics, the horizon in the name (e.g. `backtest_model_rmse_h3`)."""
+    out: dict[str, float] = {f"test_{name}_{k}": v for name, vals in metrics["test"].items()
+                             for k, v in vals.items()}
+    out["test_skill_rmse"] = metrics["skill_rmse_vs_persistence"]
+    bt = metrics["backtest"]
+    for h in range(1, int(bt["horizon"]) + 1):
+        entry = bt[f"h{h}"]
+        out[f"backtest_skill_rmse_h{h}"] = entry["skill_rmse"]
+        for name in PREDICTORS:
+            for k, v in entry[name].items():
+                if v is not None:
+                    out[f"backtest_{name}_{k}_h{h}"] = v
+    for key, entry in metrics["intervals"].items():
+        if isinstance(entry, dict):
+            out[f"interval_{key}_coverage"] = entry["coverage"]
+            for h in range(1, int(bt["horizon"]) + 1):
+                out[f"interval_{key}_coverage_h{h}"] = entry[f"h{h}"]["coverage"]
+                out[f"interval_{key}_half_width_pct_h{h}"] = entry[f"h{h}"]["half_width_pct"]
+    return {k: float(v) for k, v in out.items()}
+
+
+def _csv(frame: pd.DataFrame, index: bool = True) -> str:
+    out = io.StringIO()
+    frame.to_csv(out, index=index, date_format="%Y-%m-%d", float_format="%.6f")
+    return out.getvalue()
+
+
+def one_predict_seconds(predict: Predict, series: pd.DataFrame, window: int) -> float:
+    """One batched forward pass over the test origins' windows (the backtest's yardstick)."""
+    from stages.backtest import input_windows
+
+    origins, _ = split_origins(series["split"].to_numpy(), "test")
+    x = input_windows(series["scaled"].to_numpy(dtype=np.float64), origins, window)
+    t0 = time.perf_counter()
+    predict(x[..., np.newaxis])
+    return time.perf_counter() - t0
 
 
 def main() -> None:
-    params = load_params()
+    params: Params = load_params()
     info = read_json(paths.TRAIN_INFO, "train")
     scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
     series = read_series()
@@ -59,33 +215,40 @@ def main() -> None:
     import mlflow
 
     from stages import tracking
+    from stages.backtest import keras_predict
     from stages.model import load_model
 
     model = load_model(paths.MODEL)
+    cfg = params.evaluate
     with tracking.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
         tracking.tag_stage_params(params, "evaluate")
-        preds = one_step_predictions(model, series, scaler, params.preprocess.window)
-        test = {name: summary(preds["actual"], preds[name]) for name in ("model", "persistence")}
-        skill = test["model"]["rmse"] / test["persistence"]["rmse"]
-        period = {"first": str(preds.index[0].date()), "last": str(preds.index[-1].date()),
-                  "days": len(preds)}
-        metrics: dict[str, object] = {
-            "test": test,
-            "test_period": period,
-            "skill_rmse_vs_persistence": skill,
-            "param_count": int(info["param_count"]),
-        }
-        mlflow.log_metrics({f"test_{name}_{k}": v for name, vals in test.items()
-                            for k, v in vals.items()})
-        mlflow.log_metric("test_skill_rmse", skill)
-        out = io.StringIO()
-        preds.rename_axis("date").to_csv(out, date_format="%Y-%m-%d", float_format="%.6f")
-        atomic.write_text(paths.TEST_PREDICTIONS, out.getvalue())
+        predict = keras_predict(model)
+        one_predict_seconds(predict, series, params.preprocess.window)  # warm-up, not timed
+        single = one_predict_seconds(predict, series, params.preprocess.window)
+        result = evaluate(predict, series, scaler, params.preprocess.target,
+                          params.preprocess.window, cfg.horizon, cfg.ma_window, cfg.interval_levels)
+        metrics = {**result.metrics, "param_count": int(info["param_count"])}
+        atomic.write_text(paths.TEST_PREDICTIONS, _csv(result.one_step))
+        atomic.write_text(paths.BACKTEST_BY_HORIZON, _csv(result.by_horizon, index=False))
+        atomic.write_text(paths.TEST_HORIZON_FORECASTS, _csv(result.horizon_view))
         atomic.write_json(paths.METRICS, metrics)
-        mlflow.log_artifact(str(paths.METRICS), "reports")
-        log.info("test %s..%s: model RMSE %.2f vs persistence %.2f (ratio %.2f)",
-                 period["first"], period["last"], test["model"]["rmse"], test["persistence"]["rmse"],
-                 skill)
+        # Timings go to MLflow only: metrics.json must be identical across reruns.
+        mlflow.log_metrics({**mlflow_metrics(metrics), "backtest_seconds": result.backtest_seconds,
+                            "backtest_vs_one_predict": result.backtest_seconds / single})
+        for path in (paths.METRICS, paths.TEST_PREDICTIONS, paths.BACKTEST_BY_HORIZON,
+                     paths.TEST_HORIZON_FORECASTS):
+            mlflow.log_artifact(str(path), "reports")
+        bt, period = metrics["backtest"], metrics["test_period"]
+        log.info("test %s..%s, %d origins, target %s: skill (RMSE / persistence's) h1 %.3f, "
+                 "h%d %.3f; MASE h1 %.3f", period["first"], period["last"], bt["origins"],
+                 params.preprocess.target, bt["h1"]["skill_rmse"], cfg.horizon,
+                 bt[f"h{cfg.horizon}"]["skill_rmse"], bt["h1"]["model"]["mase"])
+        for key, entry in metrics["intervals"].items():
+            if isinstance(entry, dict):
+                log.info("%s%% band: test coverage %.1f%%", key, entry["coverage"] * 100)
+        log.info("backtest %d×%d forecasts in %.2f s (%.1f× one batched predict over the test "
+                 "windows, %.3f s)", bt["origins"] + metrics["intervals"]["calibration_origins"],
+                 cfg.horizon, result.backtest_seconds, result.backtest_seconds / single, single)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,19 @@
-"""Forecast error metrics in price units. Pure functions on arrays."""
+"""Forecast error metrics in price units. Pure functions on arrays.
+
+RMSE, MAE and MAPE come from scikit-learn; sMAPE, MASE and directional accuracy are the
+few lines below, checked against hand-computed values in tests/unit/test_metrics.py.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error
+
+# The keys of `score`, in the order reports show them.
+SCORE_KEYS = ("rmse", "mae", "mape", "smape", "mase", "direction")
 
 
 def _pair(actual: ArrayLike, predicted: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -16,20 +26,68 @@ def _pair(actual: ArrayLike, predicted: ArrayLike) -> tuple[np.ndarray, np.ndarr
 
 def rmse(actual: ArrayLike, predicted: ArrayLike) -> float:
     a, p = _pair(actual, predicted)
-    return float(np.sqrt(np.mean((a - p) ** 2)))
+    return float(np.sqrt(mean_squared_error(a, p)))
 
 
 def mae(actual: ArrayLike, predicted: ArrayLike) -> float:
     a, p = _pair(actual, predicted)
-    return float(np.mean(np.abs(a - p)))
+    return float(mean_absolute_error(a, p))
 
 
 def mape(actual: ArrayLike, predicted: ArrayLike) -> float:
     """Mean absolute percentage error, in percent (prices are positive)."""
     a, p = _pair(actual, predicted)
-    return float(np.mean(np.abs((a - p) / a)) * 100.0)
+    return float(mean_absolute_percentage_error(a, p) * 100.0)
+
+
+def smape(actual: ArrayLike, predicted: ArrayLike) -> float:
+    """Symmetric MAPE in percent: mean of 2|a - p| / (|a| + |p|), 0..200."""
+    a, p = _pair(actual, predicted)
+    denom = np.abs(a) + np.abs(p)
+    ratio = np.divide(2.0 * np.abs(a - p), denom, out=np.zeros_like(a), where=denom > 0)
+    return float(np.mean(ratio) * 100.0)
+
+
+def naive_scale(train: ArrayLike) -> float:
+    """MASE's denominator: the in-sample MAE of the one-step naive forecast on `train`."""
+    values = np.asarray(train, dtype=np.float64)
+    if values.size < 2:
+        raise ValueError("need at least two training values for the naive scale")
+    scale = float(np.mean(np.abs(np.diff(values))))
+    if not scale > 0:
+        raise ValueError("training values never change; MASE is undefined")
+    return scale
+
+
+def mase(actual: ArrayLike, predicted: ArrayLike, scale: float) -> float:
+    """Mean absolute scaled error: MAE / `scale` (below 1 beats in-sample one-step naive)."""
+    return mae(actual, predicted) / scale
+
+
+def directional_accuracy(actual: ArrayLike, predicted: ArrayLike, reference: ArrayLike) -> float:
+    """Share of forecasts whose move from `reference` (the origin's close) has the sign of
+    the actual move. A forecast of no move never counts as right; NaN when every forecast
+    is flat (persistence has no direction to score)."""
+    a, p = _pair(actual, predicted)
+    r = np.broadcast_to(np.asarray(reference, dtype=np.float64), a.shape)
+    moved = np.sign(p - r)
+    if not np.any(moved):
+        return math.nan
+    return float(np.mean(moved == np.sign(a - r)))
 
 
 def summary(actual: ArrayLike, predicted: ArrayLike) -> dict[str, float]:
     return {"rmse": rmse(actual, predicted), "mae": mae(actual, predicted),
             "mape": mape(actual, predicted)}
+
+
+def score(actual: ArrayLike, predicted: ArrayLike, reference: ArrayLike, scale: float
+          ) -> dict[str, float]:
+    """Every metric of SCORE_KEYS for one predictor, skipping pairs whose actual is NaN
+    (targets beyond the end of the split)."""
+    a, p = _pair(actual, predicted)
+    r = np.broadcast_to(np.asarray(reference, dtype=np.float64), a.shape)
+    keep = ~np.isnan(a)
+    a, p, r = a[keep], p[keep], r[keep]
+    return {"rmse": rmse(a, p), "mae": mae(a, p), "mape": mape(a, p), "smape": smape(a, p),
+            "mase": mase(a, p, scale), "direction": directional_accuracy(a, p, r)}

@@ -63,11 +63,14 @@ class DownloadParams(_Section):
 
 
 class PreprocessParams(_Section):
-    """Windows and the chronological split."""
+    """Windows, the chronological split, and what the network models."""
 
     window: int = Field(60, ge=2)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
+    # price: the next day's scaled close (the lecture); log_return: the next day's scaled
+    # log return, rebuilt into prices. Same network, same parameter count.
+    target: Literal["price", "log_return"] = "price"
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> PreprocessParams:
@@ -97,11 +100,24 @@ class TrainParams(_Section):
 
 
 class EvaluateParams(_Section):
-    horizon: int = Field(10, ge=1)
+    """The rolling-origin backtest, its baselines and the conformal intervals."""
+
+    horizon: int = Field(10, ge=1, le=365)
+    ma_window: int = Field(7, ge=1)
+    interval_levels: tuple[float, ...] = (0.8, 0.95)
+
+    @field_validator("interval_levels")
+    @classmethod
+    def _levels_are_probabilities(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0.5 <= v < 1 for v in value) or list(value) != sorted(set(value)):
+            raise ValueError("must be increasing coverage levels in [0.5, 1), e.g. [0.8, 0.95]")
+        if len({round(v * 100) for v in value}) != len(value):
+            raise ValueError("levels must differ in whole percents (they name the band columns)")
+        return value
 
 
 class ForecastParams(_Section):
-    horizon: int = Field(10, ge=1)
+    horizon: int = Field(10, ge=1, le=365)
     history_days: int = Field(120, ge=1)
 
 
@@ -118,6 +134,21 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     forecast: ForecastParams = ForecastParams()
     mlflow: MlflowParams = MlflowParams()
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Params:
+        if self.forecast.horizon > self.evaluate.horizon:
+            raise ValueError(
+                f"forecast.horizon ({self.forecast.horizon}) is above evaluate.horizon "
+                f"({self.evaluate.horizon}), so its bands would be uncalibrated — raise "
+                "evaluate.horizon or lower forecast.horizon"
+            )
+        if self.evaluate.ma_window > self.preprocess.window:
+            raise ValueError(
+                f"evaluate.ma_window ({self.evaluate.ma_window}) is above preprocess.window "
+                f"({self.preprocess.window}) — lower evaluate.ma_window"
+            )
+        return self
 
     def flat(self) -> dict[str, Any]:
         """Every param as `section.key -> value`, the form MLflow logs."""
@@ -139,6 +170,8 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         return f"{loc}: unknown key{_suggest(error['loc'], model)} — fix the spelling or remove it"
     msg = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # a cross-section check: its message names the keys and the fix
+        return msg
     got = error.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
     return f"{loc}: {msg}{shown} — fix it in params.yaml"

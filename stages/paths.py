@@ -29,9 +29,12 @@ METRICS = REPORTS_DIR / "metrics.json"
 PLOTS_DIR = REPORTS_DIR / "plots"
 TEST_PREDICTIONS = PLOTS_DIR / "test_predictions.csv"
 TRAINING_HISTORY = PLOTS_DIR / "training_history.csv"
+BACKTEST_BY_HORIZON = PLOTS_DIR / "backtest_by_horizon.csv"
+TEST_HORIZON_FORECASTS = PLOTS_DIR / "test_horizon_forecasts.csv"
 FORECAST_CSV = REPORTS_DIR / "forecast.csv"
 FORECAST_MD = REPORTS_DIR / "forecast.md"
 FORECAST_PNG = REPORTS_DIR / "forecast.png"
+FORECAST_HTML = REPORTS_DIR / "forecast.html"
 
 _EXP_TMP = (".dvc", "tmp", "exps")
 

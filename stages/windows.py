@@ -6,6 +6,7 @@ No TensorFlow here: preprocess imports this and must start fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +15,39 @@ from stages.errors import DataError
 
 FloatArray = NDArray[np.float64]
 Float32Array = NDArray[np.float32]
+Target = Literal["price", "log_return"]
+
+
+def model_series(close: FloatArray, target: Target) -> FloatArray:
+    """What the network models for each day: the close itself, or the log return into that
+    day (`log(close[t] / close[t-1])`, NaN on day 0, which has no previous close)."""
+    values = np.asarray(close, dtype=np.float64)
+    if target == "price":
+        return values.copy()
+    if np.any(values <= 0):
+        raise DataError("prices must be positive for preprocess.target: log_return — "
+                        "check the data or use target: price")
+    out = np.full_like(values, np.nan)
+    out[1:] = np.diff(np.log(values))
+    return out
+
+
+def first_valid(target: Target) -> int:
+    """Index of the first day with a defined model value (day 0 has no log return)."""
+    return 0 if target == "price" else 1
+
+
+def to_prices(values: FloatArray, last_close: FloatArray, target: Target) -> FloatArray:
+    """Model-unit forecasts (n_origins, horizon), already unscaled, as prices.
+
+    Prices are the values themselves; log returns are accumulated from each origin's last
+    known close: `close[o] * exp(r[o+1] + ... + r[o+h])`.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if target == "price":
+        return v.copy()
+    base = np.asarray(last_close, dtype=np.float64).reshape(-1, 1)
+    return np.asarray(base * np.exp(np.cumsum(v, axis=1)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -29,7 +63,12 @@ class MinMaxScaler:
 
     @classmethod
     def fit(cls, values: FloatArray) -> MinMaxScaler:
-        lo, hi = float(np.min(values)), float(np.max(values))
+        """Bounds of the finite values (a log-return series starts with NaN)."""
+        finite = np.asarray(values, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size == 0:
+            raise DataError("no finite training values to scale — use a longer range")
+        lo, hi = float(np.min(finite)), float(np.max(finite))
         if not hi > lo:
             raise DataError("training prices are constant; cannot scale — use a longer range")
         return cls(lo, hi)

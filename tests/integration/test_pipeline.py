@@ -61,8 +61,34 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     assert (project / "reports/forecast.png").read_bytes()[:4] == b"\x89PNG"
 
     test_rows = pd.read_csv(project / "reports/plots/test_predictions.csv")
-    assert list(test_rows.columns) == ["date", "actual", "model", "persistence"]
+    assert list(test_rows.columns) == ["date", "actual", "model", "persistence", "drift",
+                                       "moving_average"]
     assert len(test_rows) == metrics["test_period"]["days"]
+
+    # The backtest: every predictor at every horizon, bands with measured coverage.
+    bt = metrics["backtest"]
+    assert bt["horizon"] == 3 and bt["origins"] == metrics["test_period"]["days"]
+    for key in ("h1", "h2", "h3", "all"):
+        assert set(bt[key]) == {"model", "persistence", "drift", "moving_average", "skill_rmse"}
+        assert set(bt[key]["model"]) == {"rmse", "mae", "mape", "smape", "mase", "direction"}
+    assert metrics["skill_rmse_vs_persistence"] == pytest.approx(bt["h1"]["skill_rmse"])
+    for name, nominal in (("80", 0.8), ("95", 0.95)):
+        assert metrics["intervals"][name]["nominal"] == nominal
+        assert 0 < metrics["intervals"][name]["coverage"] <= 1
+    by_h = pd.read_csv(project / "reports/plots/backtest_by_horizon.csv")
+    assert list(by_h["horizon"]) == [1, 2, 3]
+    assert by_h["model_rmse"].tolist() == pytest.approx([bt[f"h{h}"]["model"]["rmse"] for h in (1, 2, 3)],
+                                                        rel=1e-5)
+    view = pd.read_csv(project / "reports/plots/test_horizon_forecasts.csv")
+    assert {"actual", "model_h_days_ahead", "lower_80", "upper_95"} <= set(view.columns)
+    bands = pd.read_csv(project / "reports/forecast.csv")
+    assert (bands["lower_95"] <= bands["lower_80"]).all()
+    assert (bands["lower_80"] <= bands["forecast"]).all() and (bands["forecast"] <= bands["upper_80"]).all()
+    assert (bands["upper_80"] <= bands["upper_95"]).all()
+    assert "**Verdict.** On the test period" in report and "Model vs baselines" in report
+    page = (project / "reports/forecast.html").read_text()
+    assert page.startswith("<!doctype html>") and "data:image/png;base64,iVBOR" in page
+    assert "SYNTHETIC DATA" in page and "Verdict." in page
 
     info = json.loads((project / "models/train_info.json").read_text())
     runs = _runs(store)
@@ -70,6 +96,9 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     run_id = info["run_id"]
     assert _metric(store, run_id, "param_count") == 30651
     assert _metric(store, run_id, "test_model_rmse") == pytest.approx(metrics["test"]["model"]["rmse"])
+    assert _metric(store, run_id, "backtest_skill_rmse_h3") == pytest.approx(bt["h3"]["skill_rmse"])
+    assert _metric(store, run_id, "interval_80_coverage_h1") == pytest.approx(
+        metrics["intervals"]["80"]["h1"]["coverage"])
     tags = _tags(store, run_id)
     assert tags["source_used"] == "synthetic"
     assert tags["data_sha256"] == meta["sha256"]
@@ -96,6 +125,13 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     shown = run(["dvc", "exp", "show", "--json"], project, env)
     assert shown.returncode == 0
     assert "two-epochs" in shown.stdout and "param_count" in shown.stdout
+
+    # Every declared plot renders, side by side with the experiment's.
+    plots = run(["dvc", "plots", "diff", "two-epochs", "-o", str(tmp_path / "plots")], project, env)
+    assert plots.returncode == 0, plots.stdout + plots.stderr
+    page = (tmp_path / "plots" / "index.html").read_text()
+    for title in ("error_vs_horizon", "coverage_vs_horizon", "forecast_with_bands", "test_h_days_ahead"):
+        assert title in page or title.replace("_", " ") in page, title
 
 
 def test_yahoo_offline_fails_with_one_line(project: Path, tmp_path: Path) -> None:

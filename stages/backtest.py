@@ -1,0 +1,126 @@
+"""Rolling-origin, recursive multi-day forecasts: the model's and the baselines', in price
+units, from every origin of a split. No TensorFlow here: the model comes in as a
+`predict` callable, so tests can pass a plain function.
+
+An origin `o` is the last known day. Its forecast for day `o + h` (h = 1..horizon) is
+made recursively: the network sees the `window` model values up to `o`, predicts `o + 1`,
+then sees its own prediction as the newest input, and so on. Only `close[:o + 1]` is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stages import baselines
+from stages.errors import DataError
+from stages.windows import Float32Array, FloatArray, MinMaxScaler, Target, first_valid, to_prices
+
+# One batched forward pass: (n, window, 1) float32 in, n predictions (scaled) out.
+Predict = Callable[[Float32Array], np.ndarray]
+
+
+def keras_predict(model: object) -> Predict:
+    """Call the model directly: one forward pass per call, without `predict`'s per-call
+    dataset and callback set-up (which dominates at a few hundred windows)."""
+
+    def predict(x: Float32Array) -> np.ndarray:
+        out = model(x, training=False)  # type: ignore[operator]
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    return predict
+
+
+def recursive_forecast(predict: Predict, windows: Float32Array, horizon: int) -> FloatArray:
+    """Predict `horizon` steps for every row of `windows` (n_origins, window), feeding each
+    prediction back as the newest input: one `predict` call per step over all origins.
+
+    Returns (n_origins, horizon) in model units (scaled).
+    """
+    win = np.asarray(windows, dtype=np.float32)
+    if win.ndim == 1:
+        win = win[np.newaxis, :]
+    n, width = win.shape
+    buf = np.empty((n, width + horizon), dtype=np.float32)
+    buf[:, :width] = win
+    for h in range(horizon):
+        step = np.asarray(predict(buf[:, h : h + width, np.newaxis]), dtype=np.float32).reshape(-1)
+        if step.shape != (n,):
+            raise ValueError(f"predict returned {step.shape}, expected ({n},)")
+        buf[:, width + h] = step
+    return buf[:, width:].astype(np.float64)
+
+
+def input_windows(scaled: FloatArray, origins: np.ndarray, window: int) -> Float32Array:
+    """The model's inputs for each origin: `scaled[o - window + 1 : o + 1]`."""
+    values = np.asarray(scaled, dtype=np.float64)
+    idx = np.asarray(origins, dtype=np.int64)
+    if idx.size and idx.min() < window - 1:
+        raise ValueError("every origin needs a full window of history")
+    view = np.lib.stride_tricks.sliding_window_view(values, window)
+    out = view[idx - window + 1].astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise DataError("a backtest window holds missing values — rerun `dvc repro -f preprocess`")
+    return out
+
+
+def actual_matrix(close: FloatArray, origins: np.ndarray, horizon: int, stop: int) -> FloatArray:
+    """`close[o + h]` for each origin and h = 1..horizon; NaN where `o + h` is at or past
+    `stop` (beyond the split being scored)."""
+    values = np.asarray(close, dtype=np.float64)
+    target = np.asarray(origins, dtype=np.int64)[:, np.newaxis] + np.arange(1, horizon + 1)
+    inside = target < min(stop, values.size)
+    out = np.full(target.shape, np.nan)
+    out[inside] = values[target[inside]]
+    return out
+
+
+def model_forecasts(predict: Predict, scaled: FloatArray, close: FloatArray, origins: np.ndarray,
+                    window: int, horizon: int, scaler: MinMaxScaler, target: Target) -> FloatArray:
+    """The model's recursive forecasts from every origin, rebuilt as prices."""
+    if np.asarray(origins).size and int(np.min(origins)) - window + 1 < first_valid(target):
+        raise ValueError("an origin's window reaches before the first valid model value")
+    raw = recursive_forecast(predict, input_windows(scaled, origins, window), horizon)
+    last = np.asarray(close, dtype=np.float64)[np.asarray(origins, dtype=np.int64)]
+    return to_prices(scaler.inverse(raw), last, target)
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Forecasts of every predictor and the actual prices, all (n_origins, horizon)."""
+
+    dates: pd.DatetimeIndex  # the origins' dates
+    origins: np.ndarray
+    actual: FloatArray
+    forecasts: dict[str, FloatArray]  # "model" first, then the baselines
+
+    @property
+    def reference(self) -> FloatArray:
+        """The origin's close, broadcast per horizon (for directional accuracy)."""
+        return np.repeat(self.forecasts["persistence"][:, :1], self.actual.shape[1], axis=1)
+
+
+def split_origins(labels: np.ndarray, part: str) -> tuple[np.ndarray, int]:
+    """Origins whose 1-day target lies in `part` (from the day before its first day to the
+    day before its last), and the end (exclusive) of `part`."""
+    idx = np.flatnonzero(labels == part)
+    if idx.size == 0:
+        raise DataError(f"the series has no {part} days — rerun `dvc repro -f preprocess`")
+    return np.arange(idx[0] - 1, idx[-1]), int(idx[-1]) + 1
+
+
+def run_backtest(model_fc: FloatArray, close: FloatArray, dates: pd.DatetimeIndex,
+                 origins: np.ndarray, stop: int, horizon: int, drift_slope: float, ma_window: int
+                 ) -> Backtest:
+    """Put the model's forecasts next to the baselines' and the actual prices."""
+    forecasts = {
+        "model": np.asarray(model_fc, dtype=np.float64),
+        "persistence": baselines.persistence(close, origins, horizon),
+        "drift": baselines.drift(close, origins, horizon, drift_slope),
+        "moving_average": baselines.moving_average(close, origins, horizon, ma_window),
+    }
+    return Backtest(dates=dates[origins], origins=origins,
+                    actual=actual_matrix(close, origins, horizon, stop), forecasts=forecasts)

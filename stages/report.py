@@ -1,0 +1,255 @@
+"""The forecast report a person reads: a verdict computed from the backtest, the next days
+with their bands, a chart, and the model-vs-baselines table; as Markdown and as one
+self-contained HTML file (chart embedded as base64 PNG). Pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+# Within this many points of the nominal level a band counts as calibrated (the issue's
+# 75-85 % for an 80 % band), and never more than half the nominal miss rate (92.5-97.5 %
+# for a 95 % band).
+COVERAGE_TOLERANCE = 0.05
+# Skill within 1 ± this is a tie with persistence.
+SKILL_TIE = 0.02
+
+LABELS = {"model": "LSTM", "persistence": "persistence", "drift": "drift",
+          "moving_average": "moving avg"}
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the report states besides the numbers in metrics.json."""
+
+    ticker: str
+    source_used: str
+    data_first: str
+    data_last: str
+    days: int
+    sha256: str
+    run_id: str
+    param_count: int
+    units: str
+    window: int
+    target: str
+    git_commit: str
+    history_days: int
+
+
+def levels(metrics: dict[str, Any]) -> list[str]:
+    """The band levels evaluate calibrated, as names ('80', '95'), in order."""
+    return [k for k, v in metrics["intervals"].items() if isinstance(v, dict)]
+
+
+def verdict(metrics: dict[str, Any]) -> str:
+    """The plain-words judgement of the forecast, computed from the test backtest."""
+    bt, period = metrics["backtest"], metrics["test_period"]
+    horizon = int(bt["horizon"])
+    s1 = float(bt["h1"]["skill_rmse"])
+    head = (f"On the test period ({period['first']} .. {period['last']}) the LSTM's 1-day "
+            f"error (RMSE) is {s1:.2f}× persistence's")
+    if s1 > 1 + SKILL_TIE:
+        head += "; treat this forecast as no better than today's price ± the band."
+    elif s1 >= 1 - SKILL_TIE:
+        head += (", a tie: the model adds nothing measurable over today's price; read the "
+                 "forecast as today's price ± the band.")
+    else:
+        head += f", {(1 - s1) * 100:.0f}% lower: a small, measured edge over today's price."
+    skills = [float(bt[f"h{h}"]["skill_rmse"]) for h in range(1, horizon + 1)]
+    wins = [h for h, s in enumerate(skills, start=1) if s < 1]
+    if horizon > 1:
+        which = f" (h = {', '.join(map(str, wins))})" if 0 < len(wins) < horizon else ""
+        head += (f" Over 1..{horizon} days it beats persistence at {len(wins)} of {horizon} "
+                 f"horizons{which}; at {horizon} days its error is {skills[-1]:.2f}× persistence's.")
+    mases = [float(bt[f"h{h}"]["model"]["mase"]) for h in range(1, horizon + 1)]
+    over = [h for h, m in enumerate(mases, start=1) if m > 1]
+    if over:
+        head += (f" Its MASE is above 1 from {over[0]} day{'s' if over[0] > 1 else ''} ahead "
+                 f"(at {horizon}: {mases[-1]:.2f}), i.e. larger than the training period's "
+                 "typical one-day move.")
+    else:
+        head += f" Its MASE is at most {max(mases):.2f} at every horizon."
+    parts = []
+    for name in levels(metrics):
+        entry = metrics["intervals"][name]
+        nominal, measured = float(entry["nominal"]), float(entry["coverage"])
+        tolerance = min(COVERAGE_TOLERANCE, (1 - nominal) / 2)
+        if measured < nominal - tolerance:
+            note = "too narrow: expect more misses than the label says"
+        elif measured > nominal + tolerance:
+            note = "wider than needed"
+        else:
+            note = "calibrated"
+        parts.append(f"the {name}% band held {measured * 100:.0f}% of test outcomes ({note})")
+    if parts:
+        head += " Bands: " + "; ".join(parts) + "."
+    return head
+
+
+def headline_rows(fc: pd.DataFrame, names: list[str]) -> list[list[str]]:
+    rows = []
+    for day, row in fc.iterrows():
+        cells = [str(pd.Timestamp(day).date()), f"{row['forecast']:,.2f}"]  # type: ignore[arg-type]
+        cells += [f"{row[f'lower_{n}']:,.2f} .. {row[f'upper_{n}']:,.2f}" for n in names]
+        rows.append(cells)
+    return rows
+
+
+def backtest_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Model vs baselines per horizon: RMSE of each, skill, MASE, direction, coverage."""
+    bt = metrics["backtest"]
+    names = levels(metrics)
+    headers = ["days ahead", *(f"{LABELS[p]} RMSE" for p in LABELS), "skill (LSTM / persistence)",
+               "LSTM MASE", "persistence MASE", "LSTM direction %",
+               *(f"{n}% band coverage" for n in names)]
+    rows = []
+    for h in range(1, int(bt["horizon"]) + 1):
+        e = bt[f"h{h}"]
+        direction = e["model"]["direction"]
+        rows.append([str(h), *(f"{e[p]['rmse']:,.2f}" for p in LABELS), f"{e['skill_rmse']:.3f}",
+                     f"{e['model']['mase']:.3f}", f"{e['persistence']['mase']:.3f}",
+                     "–" if direction is None else f"{direction * 100:.1f}",
+                     *(f"{metrics['intervals'][n][f'h{h}']['coverage'] * 100:.1f}" for n in names)])
+    e = bt["all"]
+    direction = e["model"]["direction"]
+    rows.append(["all", *(f"{e[p]['rmse']:,.2f}" for p in LABELS), f"{e['skill_rmse']:.3f}",
+                 f"{e['model']['mase']:.3f}", f"{e['persistence']['mase']:.3f}",
+                 "–" if direction is None else f"{direction * 100:.1f}",
+                 *(f"{metrics['intervals'][n]['coverage'] * 100:.1f}" for n in names)])
+    return headers, rows
+
+
+def _facts(ctx: ReportContext, metrics: dict[str, Any]) -> list[str]:
+    target = "next-day log return, rebuilt into prices" if ctx.target == "log_return" else \
+        "next-day price"
+    bt = metrics["backtest"]
+    return [
+        f"Ticker {ctx.ticker}; data: {ctx.source_used} source, {ctx.data_first} .. {ctx.data_last} "
+        f"({ctx.days} days), sha256 {ctx.sha256[:12]}",
+        f"Model: LSTM {ctx.units}, window {ctx.window} days, models the {target}; "
+        f"{ctx.param_count:,} parameters",
+        f"MLflow run {ctx.run_id}; git commit {ctx.git_commit}",
+        f"Backtest: {bt['origins']} forecast origins in the test period, each forecast made "
+        f"recursively from the prices known that day; baselines: persistence, drift "
+        f"({bt['drift_per_day']:+.2f}/day, the training mean), moving average of {bt['ma_window']} days",
+        f"Bands: split-conformal per horizon, calibrated on "
+        f"{metrics['intervals']['calibration_origins']} validation origins, coverage measured on test",
+    ]
+
+
+SYNTHETIC_BANNER = (
+    "SYNTHETIC DATA — NOT REAL PRICES. Yahoo Finance was unreachable (or "
+    "`download.source: synthetic` was chosen), so this report is built on a seeded, simulated "
+    "ETH-like series. Once online, run `dvc repro -f download` (or use `download.source: csv`) "
+    "to rebuild it on real data."
+)
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    align = ["---"] + ["---:"] * (len(headers) - 1)
+    return ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def render_markdown(ctx: ReportContext, metrics: dict[str, Any], fc: pd.DataFrame,
+                    chart_name: str) -> str:
+    names = levels(metrics)
+    lines: list[str] = []
+    if ctx.source_used == "synthetic":
+        lines += [f"> **{SYNTHETIC_BANNER.split('.')[0]}.**{SYNTHETIC_BANNER.split('.', 1)[1]}", ""]
+    lines += [f"# {ctx.ticker}: {len(fc)}-day forecast", "",
+              f"**Verdict.** {verdict(metrics)}", ""]
+    lines += [f"- {fact}" for fact in _facts(ctx, metrics)] + [""]
+    lines += _md_table(["date", "forecast", *(f"{n}% band" for n in names)],
+                       headline_rows(fc, names))
+    lines += ["", f"![last {ctx.history_days} days, the forecast and its bands]({chart_name})", ""]
+    period = metrics["test_period"]
+    lines += [f"## Model vs baselines, test period {period['first']} .. {period['last']}", "",
+              "Errors in price units; skill below 1 means the LSTM beats persistence; MASE is "
+              "scaled by the training period's mean one-day move; coverage is the share of test "
+              "outcomes inside the band.", ""]
+    headers, rows = backtest_rows(metrics)
+    lines += [*_md_table(headers, rows), ""]
+    return "\n".join(lines)
+
+
+def render_html(ctx: ReportContext, metrics: dict[str, Any], fc: pd.DataFrame, png: bytes) -> str:
+    """One file that opens offline: styles inline, the chart as a data URI."""
+    names = levels(metrics)
+    esc = html.escape
+
+    def table(headers: list[str], rows: list[list[str]]) -> str:
+        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    banner = (f'<div class="banner"><strong>{esc(SYNTHETIC_BANNER)}</strong></div>'
+              if ctx.source_used == "synthetic" else "")
+    period = metrics["test_period"]
+    headers, rows = backtest_rows(metrics)
+    chart = base64.b64encode(png).decode("ascii")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{esc(ctx.ticker)}: {len(fc)}-day forecast</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; }}
+.banner {{ background: #fdecea; border: 2px solid #c0392b; padding: .8rem; margin-bottom: 1rem; }}
+.verdict {{ background: #eef4fa; border-left: 4px solid #1f4e79; padding: .8rem; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-variant-numeric: tabular-nums; }}
+th, td {{ border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+{banner}
+<h1>{esc(ctx.ticker)}: {len(fc)}-day forecast</h1>
+<p class="verdict"><strong>Verdict.</strong> {esc(verdict(metrics))}</p>
+<ul>{"".join(f"<li>{esc(f)}</li>" for f in _facts(ctx, metrics))}</ul>
+{table(["date", "forecast", *(f"{n}% band" for n in names)], headline_rows(fc, names))}
+<img alt="last {ctx.history_days} days, the forecast and its bands" src="data:image/png;base64,{chart}">
+<h2>Model vs baselines, test period {esc(period['first'])} .. {esc(period['last'])}</h2>
+<p>Errors in price units; skill below 1 means the LSTM beats persistence; MASE is scaled by the
+training period's mean one-day move; coverage is the share of test outcomes inside the band.</p>
+{table(headers, rows)}
+</body></html>
+"""
+
+
+def render_chart(history: pd.Series, fc: pd.DataFrame, ticker: str, names: list[str],
+                 synthetic: bool) -> bytes:
+    """History, the forecast and its bands (widest lightest), as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    ax.plot(history.index, history.to_numpy(), color="#1f4e79", lw=1.5, label="close (history)")
+    days = [history.index[-1], *fc.index]
+    for i, name in enumerate(reversed(names)):
+        lower = [history.iloc[-1], *fc[f"lower_{name}"]]
+        upper = [history.iloc[-1], *fc[f"upper_{name}"]]
+        ax.fill_between(days, lower, upper, color="#d35400", alpha=0.15 + 0.15 * i, lw=0,
+                        label=f"{name}% band")
+    ax.plot(days, [history.iloc[-1], *fc["forecast"]], color="#d35400", lw=2, marker="o", ms=3,
+            label=f"{len(fc)}-day forecast")
+    title = f"{ticker}: last {len(history)} days and {len(fc)}-day forecast"
+    if synthetic:
+        title += "  [SYNTHETIC DATA]"
+    ax.set_title(title)
+    ax.set_ylabel("price (USD)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    # No timestamp in the PNG's metadata: the same numbers give the same bytes.
+    fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

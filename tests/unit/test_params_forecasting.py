@@ -1,0 +1,48 @@
+"""The forecasting params: target, baselines, interval levels and cross-section checks."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from stages.errors import ConfigError
+from stages.params import Params, parse_params
+from tests.conftest import TINY_PARAMS
+
+
+def _with(**sections: dict[str, Any]) -> dict[str, Any]:
+    raw = copy.deepcopy(TINY_PARAMS)
+    for name, changes in sections.items():
+        raw[name].update(changes)
+    return raw
+
+
+def test_defaults() -> None:
+    params = Params()
+    assert params.preprocess.target == "price"
+    assert params.evaluate.interval_levels == (0.8, 0.95) and params.evaluate.ma_window == 7
+    assert parse_params(_with(preprocess={"target": "log_return"})).preprocess.target == "log_return"
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (_with(preprocess={"target": "returns"}), ["preprocess.target", "'price'", "'log_return'"]),
+        (_with(evaluate={"interval_levels": [0.95, 0.8]}), ["evaluate.interval_levels", "increasing"]),
+        (_with(evaluate={"interval_levels": [80]}), ["evaluate.interval_levels"]),
+        (_with(evaluate={"interval_levels": []}), ["evaluate.interval_levels"]),
+        (_with(evaluate={"ma_window": 0}), ["evaluate.ma_window"]),
+        (_with(forecast={"horizon": 5}), ["forecast.horizon (5) is above evaluate.horizon (3)",
+                                          "lower forecast.horizon"]),
+        (_with(evaluate={"ma_window": 11}), ["evaluate.ma_window (11)", "lower evaluate.ma_window"]),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_key_and_fix(raw: dict[str, Any], words: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_params(raw)
+    message = str(info.value)
+    assert "\n" not in message and ": :" not in message
+    for word in words:
+        assert word in message

@@ -1,0 +1,87 @@
+"""The report's verdict is computed from the numbers, and the HTML stands alone."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from stages.report import ReportContext, render_html, render_markdown, verdict
+
+
+def _metrics(skills: list[float], mases: list[float], cover80: float = 0.8,
+             cover95: float = 0.95) -> dict[str, Any]:
+    bt: dict[str, Any] = {"horizon": len(skills), "origins": 400, "drift_per_day": 0.5,
+                          "ma_window": 7, "mase_scale": 10.0}
+    for h, (s, m) in enumerate(zip(skills, mases, strict=True), start=1):
+        bt[f"h{h}"] = {
+            "model": {"rmse": 10 * s, "mase": m, "direction": 0.5},
+            "persistence": {"rmse": 10.0, "mase": 1.0, "direction": None},
+            "drift": {"rmse": 11.0, "mase": 1.1, "direction": 0.5},
+            "moving_average": {"rmse": 12.0, "mase": 1.2, "direction": 0.4},
+            "skill_rmse": s,
+        }
+    bt["all"] = bt["h1"]
+    intervals: dict[str, Any] = {"calibration_origins": 200}
+    for name, nominal, cov in (("80", 0.8, cover80), ("95", 0.95, cover95)):
+        intervals[name] = {"nominal": nominal, "coverage": cov,
+                           **{f"h{h}": {"coverage": cov, "log_half_width": 0.05,
+                                        "half_width_pct": 5.1} for h in range(1, len(skills) + 1)}}
+    return {"backtest": bt, "intervals": intervals,
+            "test_period": {"first": "2022-10-18", "last": "2023-12-31", "days": 440}}
+
+
+def test_losing_to_persistence_says_no_better_than_todays_price() -> None:
+    text = verdict(_metrics([1.6, 1.2, 1.1], [1.3, 1.5, 1.8], cover80=0.7, cover95=0.99))
+    assert text.startswith("On the test period (2022-10-18 .. 2023-12-31) the LSTM's 1-day error "
+                           "(RMSE) is 1.60× persistence's; treat this forecast as no better than "
+                           "today's price ± the band.")
+    assert "beats persistence at 0 of 3 horizons; at 3 days its error is 1.10×" in text
+    assert "MASE is above 1 from 1 day ahead (at 3: 1.80)" in text
+    assert "80% band held 70% of test outcomes (too narrow" in text
+    assert "95% band held 99% of test outcomes (wider than needed)" in text
+
+
+def test_a_tie_is_called_a_tie() -> None:
+    text = verdict(_metrics([1.01, 0.99], [0.8, 0.9]))
+    assert "1.01× persistence's, a tie" in text
+    assert "at 1 of 2 horizons (h = 2)" in text
+    assert "MASE is at most 0.90 at every horizon" in text
+    assert "(calibrated)" in text and "too narrow" not in text
+
+
+def test_a_real_edge_is_quantified() -> None:
+    text = verdict(_metrics([0.9, 0.95, 0.97], [0.5, 0.7, 1.2]))
+    assert "0.90× persistence's, 10% lower" in text
+    assert "beats persistence at 3 of 3 horizons;" in text
+    assert "MASE is above 1 from 3 days ahead" in text
+
+
+def test_reports_carry_banner_table_and_embedded_chart() -> None:
+    metrics = _metrics([1.2, 1.1], [1.0, 1.1])
+    days = pd.date_range("2024-01-01", periods=2, freq="D", name="date")
+    fc = pd.DataFrame({"forecast": [100.0, 101.0], "lower_80": [95.0, 94.0],
+                       "upper_80": [105.0, 108.0], "lower_95": [90.0, 89.0],
+                       "upper_95": [110.0, 113.0]}, index=days)
+    ctx = ReportContext(ticker="ETH-USD", source_used="synthetic", data_first="2018-01-01",
+                        data_last="2023-12-31", days=2191, sha256="ab" * 32, run_id="r123",
+                        param_count=30651, units="[50, 50]", window=60, target="price",
+                        git_commit="c0ffee", history_days=120)
+    md = render_markdown(ctx, metrics, fc, "forecast.png")
+    assert md.startswith("> **SYNTHETIC DATA")
+    assert "| 2024-01-01 | 100.00 | 95.00 .. 105.00 | 90.00 .. 110.00 |" in md
+    assert "r123" in md and "c0ffee" in md and "30,651" in md
+    assert "| all |" in md
+    png = b"\x89PNGfake"
+    html = render_html(ctx, metrics, fc, png)
+    assert "data:image/png;base64," + base64.b64encode(png).decode() in html
+    assert "SYNTHETIC DATA" in html and "<table>" in html and "src=\"http" not in html
+    real = render_markdown(ReportContext(**{**ctx.__dict__, "source_used": "csv"}), metrics, fc, "x.png")
+    assert "SYNTHETIC" not in real
+
+
+@pytest.mark.parametrize("skill", [1.03, 5.0])
+def test_any_loss_beyond_the_tie_band_is_no_better(skill: float) -> None:
+    assert "no better than today's price" in verdict(_metrics([skill], [2.0]))
