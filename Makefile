@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint ui lock clean-venv
+.PHONY: venv repro test test-fast lint ui lock clean-venv bench-accuracy
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -33,6 +33,10 @@ test-fast: venv
 lint: venv
 	ruff check .
 	mypy
+
+# The whole pipeline on the saved ETH and BTC CSVs, price and log_return targets (~1 h on 2 cores).
+bench-accuracy: venv
+	python bench/accuracy.py
 
 ui: venv
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $${PORT:-5000}
