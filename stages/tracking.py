@@ -35,6 +35,19 @@ _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_T
 _PROBE_TIMEOUT_S = 5.0
 
 
+def _reason(exc: BaseException) -> str:
+    """One line of an MLflow error: the driver's own line of a multi-line SQL error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    driver = [line for line in lines if line.startswith("(sqlite3.")]
+    return ((driver or lines or [type(exc).__name__])[0])[:200]
+
+
+def _no_sql_traceback(record: logging.LogRecord) -> bool:
+    # MLflow logs each SQL error with its traceback before raising it; the stage reports
+    # it as one line instead.
+    return not record.getMessage().startswith("SQLAlchemy database error")
+
+
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` if set, else `sqlite:///<project root>/mlflow.db`."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
@@ -93,7 +106,9 @@ def open_experiment(name: str) -> str:
         _probe_server(uri)
     import mlflow
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError  # a locked or broken SQLite store, unwrapped
 
+    logging.getLogger("mlflow.store.db.utils").addFilter(_no_sql_traceback)
     with _store_lock(uri):
         try:
             mlflow.set_tracking_uri(uri)
@@ -102,11 +117,10 @@ def open_experiment(name: str) -> str:
             if exp is not None:
                 return str(exp.experiment_id)
             return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
-        except MlflowException as exc:
-            first = str(exc).strip().splitlines()[0][:200]
+        except (MlflowException, SQLAlchemyError) as exc:
             raise TrackingError(
-                f"MLflow store {uri} cannot be used ({first}) — check it is writable and not "
-                "locked, or set MLFLOW_TRACKING_URI"
+                f"MLflow store {uri} cannot be used ({_reason(exc)}) — check it is writable and "
+                "not locked, or set MLFLOW_TRACKING_URI"
             ) from None
 
 
@@ -164,7 +178,10 @@ def stage_run(experiment: str, *, run_id: str | None = None, run_name: str | Non
                 f"MLflow run {run_id} (from models/train_info.json) is not in {tracking_uri()} "
                 "— retrain with `dvc repro -f train` or point MLFLOW_TRACKING_URI at its store"
             ) from None
-        raise TrackingError(f"cannot start an MLflow run in {tracking_uri()} ({exc})") from None
+        raise TrackingError(
+            f"cannot start an MLflow run in {tracking_uri()} ({_reason(exc)}) — check the store is "
+            "writable and not locked by another process, or set MLFLOW_TRACKING_URI"
+        ) from None
     try:
         yield active
     except KeyboardInterrupt:
