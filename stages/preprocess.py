@@ -28,7 +28,16 @@ def read_raw(ticker: str) -> pd.DataFrame:
     path = paths.raw_csv(ticker)
     if not path.exists():
         raise ArtifactError(f"{path} is missing — run `dvc repro download` first")
-    return pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+    fix = f"restore it with `dvc checkout {paths.RAW_DIR}` or rerun `dvc repro -f download`"
+    try:  # download wrote and validated it; anything else here is a damaged or edited file
+        raw = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+        raw["Close"] = raw["Close"].astype(float)
+    except (KeyError, ValueError) as exc:  # pandas' parse errors are ValueErrors
+        raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {exc}) — {fix}") from None
+    close = raw["Close"].to_numpy()
+    if not isinstance(raw.index, pd.DatetimeIndex) or not (np.isfinite(close) & (close > 0)).all():
+        raise ArtifactError(f"{path} has non-date or non-positive/missing rows — {fix}")
+    return raw
 
 
 def split_and_scale(close: pd.Series, window: int, val_fraction: float, test_fraction: float,
