@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +20,12 @@ def _restore_hint() -> str:
     if os.environ.get("DVC_STAGE"):
         return " (earlier outputs are in the DVC cache: `dvc checkout` restores them)"
     return ""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    # `kill`, a CI timeout or `dvc queue kill` send SIGTERM: end as on Ctrl-C (temp files
+    # removed, the MLflow run ended KILLED) rather than dying in the middle of a write.
+    raise KeyboardInterrupt
 
 
 def setup_logging() -> None:
@@ -38,6 +45,7 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     setup_logging()
     stage_log = logging.getLogger(f"stages.{name}")
     started = time.perf_counter()
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         main()
         stage_log.info("done in %.1f s", time.perf_counter() - started)

@@ -104,6 +104,28 @@ def test_stage_run_always_ends_the_run(temp_store: Path, raised: BaseException |
     assert [s for _, s in runs(temp_store)] == [status]
 
 
+# A stage whose work is a long sleep, to interrupt at a known point.
+LONG_STAGE = """
+import logging, time
+from stages.cli import run_stage
+def main():
+    logging.getLogger("stages.demo").info("working")
+    time.sleep(120)
+run_stage("demo", main)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_or_terminate_is_one_line(tmp_path: Path, sig: int) -> None:
+    env = {**project_env(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    (tmp_path / "work").mkdir()
+    code, stderr = start_and_signal([sys.executable, "-c", LONG_STAGE], tmp_path / "work", env,
+                                    sig, after="working", timeout=60)
+    assert code == 130 and "Traceback" not in stderr, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1 and "interrupted; no output was replaced" in lines[0]
+
+
 # --- against the built pipeline's store (slow) ----------------------------------------------
 
 def _immutable(paths: list[Path], on: bool) -> bool:
