@@ -103,6 +103,7 @@ def open_experiment(name: str) -> str:
     if uri.startswith(("http://", "https://")):
         for key, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        log.info("checking that the MLflow tracking server %s answers", uri)
         _probe_server(uri)
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -211,3 +212,68 @@ def tag_stage_params(params: Params, section: str) -> None:
     values = {k: str(v) for k, v in params.flat().items() if k.startswith(f"{section}.")}
     mlflow.set_tags({**{f"param.{k}": v for k, v in values.items()},
                      "params_hash": params.digest()})
+
+
+# --- Model registry -----------------------------------------------------------------------
+
+CANDIDATE_ALIAS = "candidate"
+CHAMPION_ALIAS = "champion"
+
+
+def registered_model_name(ticker: str) -> str:
+    """The registry name for a ticker's models: `ETH-USD` -> `eth-usd-lstm`."""
+    return f"{ticker.lower()}-lstm"
+
+
+def register_model(model_uri: str, name: str, run_id: str) -> int:
+    """Register `model_uri` as a new version of `name`, move alias `candidate` to it.
+
+    Safe when queued experiments register at once: MLflow creates the registered model
+    once and retries a clashing version number.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
+        mlflow.MlflowClient().set_registered_model_alias(name, CANDIDATE_ALIAS, version.version)
+    except MlflowException as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise TrackingError(
+            f"cannot register the model as {name!r} in {tracking_uri()} ({first}) — check the "
+            "store is writable, or that the tracking server has the model registry enabled"
+        ) from None
+    log.info("registered %s version %s (alias %r)", name, version.version, CANDIDATE_ALIAS)
+    return int(version.version)
+
+
+def promote(name: str, *, run_id: str | None = None, version: int | None = None,
+            alias: str = CHAMPION_ALIAS) -> int:
+    """Point `alias` (default `champion`) at a version of `name`, chosen by version or run id."""
+    if (run_id is None) == (version is None):
+        raise ValueError("give exactly one of run_id or version")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    try:
+        if run_id is not None:
+            found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            if not found:
+                raise TrackingError(
+                    f"run {run_id} has no version of model {name!r} in {tracking_uri()} — check "
+                    "the run id (models/train_info.json or the MLflow UI) and --model"
+                )
+            chosen = max(int(v.version) for v in found)
+        else:
+            chosen = int(str(version))
+            client.get_model_version(name, str(chosen))
+        client.set_registered_model_alias(name, alias, str(chosen))
+    except MlflowException as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise TrackingError(
+            f"cannot set alias {alias!r} on {name!r} version {version} in {tracking_uri()} "
+            f"({first}) — check the model name and version (`mlflow ui`, Models tab)"
+        ) from None
+    return chosen

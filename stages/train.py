@@ -105,15 +105,18 @@ def main() -> None:
 
         example = arrays["x_train"][:2]
         signature = infer_signature(example, model.predict(example, verbose=0))
-        mlflow.tensorflow.log_model(model, name="model", signature=signature,
-                                    input_example=example)
+        logged = mlflow.tensorflow.log_model(model, name="model", signature=signature,
+                                             input_example=example)
+        model_name = tracking.registered_model_name(params.download.ticker)
+        version = tracking.register_model(logged.model_uri, model_name, run_id)
         mlflow.log_dict(scaler, "data/scaler.json")
         mlflow.log_dict(meta, "data/meta.json")
 
         info = {"run_id": run_id, "experiment_id": run.info.experiment_id,
                 "param_count": count, "epochs_run": len(val), "best_epoch": best_epoch,
                 "best_val_loss": float(min(val)), "train_seconds": round(seconds, 3),
-                "units": list(params.train.units), "window": params.preprocess.window}
+                "units": list(params.train.units), "window": params.preprocess.window,
+                "registered_model": model_name, "model_version": version}
         hist = io.StringIO()
         hist.write("epoch,loss,val_loss\n")
         for i, (lo, vl) in enumerate(zip(history["loss"], val, strict=True), start=1):

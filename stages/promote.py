@@ -1,0 +1,40 @@
+"""Move a registered model's `champion` alias: `python -m stages.promote --run <run id>`.
+
+Training registers every model as a new version of `<ticker>-lstm` (e.g. `eth-usd-lstm`)
+with alias `candidate`; promoting points `champion` at the chosen version, which then
+loads as `models:/eth-usd-lstm@champion`. Not a DVC stage: a deliberate human decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from stages.cli import run_stage
+from stages.params import load_params
+
+log = logging.getLogger("stages.promote")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m stages.promote", description=__doc__)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_ID", help="the MLflow run that trained the model")
+    which.add_argument("--version", type=int, help="the registered model version")
+    parser.add_argument("--model", help="registered model name (default: <download.ticker>-lstm)")
+    parser.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from stages import tracking
+
+    name = args.model or tracking.registered_model_name(load_params().download.ticker)
+    version = tracking.promote(name, run_id=args.run, version=args.version, alias=args.alias)
+    log.info("%s@%s -> version %d (load it as models:/%s@%s)", name, args.alias, version,
+             name, args.alias)
+
+
+if __name__ == "__main__":
+    run_stage("promote", main)

@@ -1,0 +1,59 @@
+"""Model registry: training registers `eth-usd-lstm` versions with alias `candidate`;
+`python -m stages.promote` moves `champion`; the champion loaded through MLflow forecasts
+exactly what `models/model.keras` forecast. Slow: runs the real pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import project_env, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    env = project_env(project, store)
+    built = run(["dvc", "repro"], project, env)
+    assert built.returncode == 0, built.stdout + built.stderr
+    info = json.loads((project / "models/train_info.json").read_text())
+    assert info["registered_model"] == "eth-usd-lstm" and info["model_version"] == 1
+
+    bad = run(["python", "-m", "stages.promote", "--run", "0" * 32], project, env, timeout=120)
+    assert bad.returncode == 1
+    assert "has no version of model 'eth-usd-lstm'" in bad.stderr and "Traceback" not in bad.stderr
+
+    promoted = run(["python", "-m", "stages.promote", "--run", info["run_id"]], project, env,
+                   timeout=120)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "eth-usd-lstm@champion -> version 1" in promoted.stderr
+
+    import mlflow
+
+    from stages.forecast import recursive_forecast
+    from stages.model import load_model
+    from stages.windows import MinMaxScaler
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    assert int(client.get_model_version_by_alias("eth-usd-lstm", "candidate").version) == 1
+    champion_version = client.get_model_version_by_alias("eth-usd-lstm", "champion")
+    assert champion_version.run_id == info["run_id"]
+    champion = mlflow.tensorflow.load_model("models:/eth-usd-lstm@champion")
+
+    series = pd.read_csv(project / "data/processed/series.csv", index_col="date")
+    scaler = MinMaxScaler.from_json(json.loads((project / "data/processed/scaler.json").read_text()))
+    last = series["scaled"].to_numpy()[-info["window"]:]
+    horizon = len(pd.read_csv(project / "reports/forecast.csv"))
+    from_registry = recursive_forecast(champion, last, horizon)[0]
+    from_file = recursive_forecast(load_model(project / "models/model.keras"), last, horizon)[0]
+    np.testing.assert_array_equal(from_registry, from_file)
+    report = pd.read_csv(project / "reports/forecast.csv")["forecast"].to_numpy()
+    np.testing.assert_allclose(scaler.inverse(from_registry), report, rtol=0, atol=5e-5)
