@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint ui lock clean-venv bench-accuracy
+.PHONY: venv repro test test-fast lint ui promote browser-deps lock clean-venv bench-accuracy
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -40,6 +40,22 @@ bench-accuracy: venv
 
 ui: venv
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $${PORT:-5000}
+
+# Point alias `champion` of <ticker>-lstm at the model a run trained (or at a version):
+#   make promote RUN=<mlflow run id>     make promote VERSION=3
+promote: venv
+	@test -n "$(RUN)$(VERSION)" || { echo "usage: make promote RUN=<mlflow run id>  (or VERSION=<n>)" >&2; exit 2; }
+	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION))
+
+# Debian's chromium for the browser test (tests/integration/test_browser.py); apt needs
+# root or sudo. A no-op when chromium is already there.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium (apt-get)"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@chromium --version 2>/dev/null
 
 # Re-pin after editing requirements.in (needs `uv`: pip install uv).
 lock:

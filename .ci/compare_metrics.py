@@ -36,6 +36,7 @@ def main(first: str, second: str) -> int:
         elif x != y:
             problems.append(f"{key}: {x!r} != {y!r}")
     if problems:
+        sys.stderr.write("CI: metrics differ after a forced rerun:\n  " + "\n  ".join(problems) + "\n")
         return 1
     return 0
 
