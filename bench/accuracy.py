@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,11 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
             raise SystemExit(f"dvc repro failed for {ticker} {target} in {work}:\n{tail}")
         metrics = json.loads((work / "reports" / "metrics.json").read_text())
         info = json.loads((work / "models" / "train_info.json").read_text())
+        with sqlite3.connect(work / "mlflow.db") as db:
+            timing = dict(db.execute(
+                "select key, value from latest_metrics where run_uuid=? and key in "
+                "('backtest_seconds', 'backtest_vs_one_predict', 'train_seconds')",
+                (info["run_id"],)).fetchall())
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -94,7 +100,7 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
         "mase_h1": mases[0], f"mase_h{horizon}": mases[-1], "mase_max": max(mases),
         "persistence_mase_h1": bt["h1"]["persistence"]["mase"],
         "persistence_mase_max": max(bt[f"h{h}"]["persistence"]["mase"] for h in range(1, horizon + 1)),
-        "coverage": cover, "seconds": round(seconds, 1),
+        "coverage": cover, "seconds": round(seconds, 1), "timing": timing,
     }
     row["goal_met"] = bool(row["skill_h1"] <= 1.0 and row["mase_max"] <= 1.0
                            and 0.75 <= cover.get("80", 0.0) <= 0.85)

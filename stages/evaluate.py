@@ -24,7 +24,14 @@ from stages.backtest import Backtest, Predict, model_forecasts, run_backtest, sp
 from stages.baselines import BASELINES, train_drift
 from stages.cli import run_stage
 from stages.errors import DataError
-from stages.intervals import band, conformal_quantile, coverage, level_name, log_ratio_scores
+from stages.intervals import (
+    band,
+    conformal_quantile,
+    coverage,
+    level_name,
+    log_ratio_scores,
+    recent_volatility,
+)
 from stages.metrics import naive_scale, score, summary
 from stages.params import Params, load_params
 from stages.windows import MinMaxScaler, Target
@@ -72,33 +79,40 @@ def horizon_scores(bt: Backtest, scale: float) -> dict[str, Any]:
     return out
 
 
-def calibrate(val: Backtest, levels: tuple[float, ...]) -> dict[float, np.ndarray]:
-    """Per level, the conformal log-ratio half-width for each horizon, from validation."""
-    scores = log_ratio_scores(val.actual, val.forecasts["model"])
+def calibrate(val: Backtest, levels: tuple[float, ...], unit: np.ndarray) -> dict[float, np.ndarray]:
+    """Per level, the conformal quantile of the log-ratio scores (divided by each origin's
+    `unit`: 1, or its recent volatility) for each horizon, from validation."""
+    scores = log_ratio_scores(val.actual, val.forecasts["model"]) / unit[:, np.newaxis]
     return {level: np.array([conformal_quantile(scores[:, h], level)
                              for h in range(scores.shape[1])]) for level in levels}
 
 
-def measure_coverage(test: Backtest, widths: dict[float, np.ndarray]) -> dict[str, Any]:
+def measure_coverage(test: Backtest, widths: dict[float, np.ndarray], unit: np.ndarray
+                     ) -> dict[str, Any]:
     """Nominal vs measured coverage on test, overall and per horizon, with the widths."""
     out: dict[str, Any] = {}
     for level, q in widths.items():
-        lower, upper = band(test.forecasts["model"], q[np.newaxis, :])
+        half = q[np.newaxis, :] * unit[:, np.newaxis]
+        lower, upper = band(test.forecasts["model"], half)
         entry: dict[str, Any] = {"nominal": level,
                                  "coverage": coverage(test.actual, lower, upper)}
         for h in range(q.size):
             entry[f"h{h + 1}"] = {
                 "coverage": coverage(test.actual[:, h], lower[:, h], upper[:, h]),
-                "log_half_width": float(q[h]),
-                "half_width_pct": float(np.expm1(q[h]) * 100.0),
+                "score_quantile": float(q[h]),
+                "half_width_pct": float(np.mean(np.expm1(half[:, h])) * 100.0),
             }
         out[level_name(level)] = entry
     return out
 
 
 def evaluate(predict: Predict, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
-             window: int, horizon: int, ma_window: int, levels: tuple[float, ...]) -> Evaluation:
-    """Backtest on validation (to calibrate the bands) and test (to score everything)."""
+             window: int, horizon: int, ma_window: int, levels: tuple[float, ...],
+             volatility_days: int = 0) -> Evaluation:
+    """Backtest on validation (to calibrate the bands) and test (to score everything).
+
+    `volatility_days` > 0 scales the bands by each origin's recent volatility.
+    """
     labels = series["split"].to_numpy()
     close = series["close"].to_numpy(dtype=np.float64)
     scaled = series["scaled"].to_numpy(dtype=np.float64)
@@ -123,8 +137,15 @@ def evaluate(predict: Predict, series: pd.DataFrame, scaler: MinMaxScaler, targe
                  for fc, (origins, stop) in ((model_fc[:n_val], parts["val"]),
                                              (model_fc[n_val:], parts["test"])))
     scores = horizon_scores(test, scale)
-    widths = calibrate(val, levels)
-    cover = measure_coverage(test, widths)
+
+    def unit(bt: Backtest) -> np.ndarray:
+        if volatility_days:
+            return recent_volatility(close, bt.origins, volatility_days)
+        return np.ones(bt.origins.size)
+
+    widths = calibrate(val, levels, unit(val))
+    test_unit = unit(test)
+    cover = measure_coverage(test, widths, test_unit)
 
     one = pd.DataFrame({"actual": test.actual[:, 0]} | {name: fc[:, 0] for name, fc in
                                                        test.forecasts.items()},
@@ -138,7 +159,8 @@ def evaluate(predict: Predict, series: pd.DataFrame, scaler: MinMaxScaler, targe
         "backtest": {"horizon": horizon, "origins": int(test.origins.size),
                      "mase_scale": scale, "drift_per_day": slope, "ma_window": ma_window,
                      **scores},
-        "intervals": {"calibration_origins": int(n_val), **cover},
+        "intervals": {"calibration_origins": int(n_val), "volatility_days": volatility_days,
+                      **cover},
     }
 
     by_h = pd.DataFrame({"horizon": np.arange(1, horizon + 1)})
@@ -160,7 +182,7 @@ def evaluate(predict: Predict, series: pd.DataFrame, scaler: MinMaxScaler, targe
         "persistence_h_days_ahead": test.forecasts["persistence"][rows - last, last],
     }, index=dates[test.origins[rows] + 1].rename("date"))
     for level, q in widths.items():
-        lower, upper = band(view["model_h_days_ahead"].to_numpy(), q[last])
+        lower, upper = band(view["model_h_days_ahead"].to_numpy(), q[last] * test_unit[rows - last])
         view[f"lower_{level_name(level)}"] = lower
         view[f"upper_{level_name(level)}"] = upper
     return Evaluation(metrics=_finite(metrics), by_horizon=by_h, one_step=one,
@@ -226,7 +248,8 @@ def main() -> None:
         one_predict_seconds(predict, series, params.preprocess.window)  # warm-up, not timed
         single = one_predict_seconds(predict, series, params.preprocess.window)
         result = evaluate(predict, series, scaler, params.preprocess.target,
-                          params.preprocess.window, cfg.horizon, cfg.ma_window, cfg.interval_levels)
+                          params.preprocess.window, cfg.horizon, cfg.ma_window, cfg.interval_levels,
+                          cfg.volatility_days if cfg.interval_scaling == "volatility" else 0)
         metrics = {**result.metrics, "param_count": int(info["param_count"])}
         atomic.write_text(paths.TEST_PREDICTIONS, _csv(result.one_step))
         atomic.write_text(paths.BACKTEST_BY_HORIZON, _csv(result.by_horizon, index=False))

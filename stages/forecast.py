@@ -17,7 +17,7 @@ from stages.artifacts import read_json, read_series
 from stages.backtest import Predict, input_windows, recursive_forecast
 from stages.cli import run_stage
 from stages.errors import ArtifactError
-from stages.intervals import band
+from stages.intervals import band, recent_volatility
 from stages.params import load_params
 from stages.report import ReportContext, levels, render_chart, render_html, render_markdown
 from stages.windows import MinMaxScaler, Target, to_prices
@@ -28,14 +28,17 @@ log = logging.getLogger("stages.forecast")
 PARAM_SECTIONS = ("preprocess", "forecast", "mlflow")
 
 
-def band_widths(metrics: dict[str, Any], horizon: int) -> dict[str, np.ndarray]:
-    """Per level name, the calibrated log half-width for h = 1..horizon (from metrics.json)."""
+def band_widths(metrics: dict[str, Any], horizon: int, close: np.ndarray) -> dict[str, np.ndarray]:
+    """Per level name, the log half-width of the band for h = 1..horizon from the last day:
+    evaluate's calibrated quantile, times the recent volatility if it scaled by it."""
+    days = int(metrics["intervals"].get("volatility_days") or 0)
+    unit = float(recent_volatility(close, [close.size - 1], days)[0]) if days else 1.0
     out: dict[str, np.ndarray] = {}
     for name in levels(metrics):
         entry = metrics["intervals"][name]
         try:
-            out[name] = np.array([float(entry[f"h{h}"]["log_half_width"])
-                                  for h in range(1, horizon + 1)])
+            out[name] = unit * np.array([float(entry[f"h{h}"]["score_quantile"])
+                                         for h in range(1, horizon + 1)])
         except KeyError:
             raise ArtifactError(
                 f"{paths.METRICS} has no {name}% band for {horizon} days ahead — rerun "
@@ -77,7 +80,7 @@ def main() -> None:
     cfg = params.forecast
     with tracking.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
         tracking.tag_stage_params(params, "forecast")
-        widths = band_widths(metrics, cfg.horizon)
+        widths = band_widths(metrics, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
         fc = forecast_frame(keras_predict(model), series, scaler, params.preprocess.target,
                             params.preprocess.window, cfg.horizon, widths)
         commit, dirty = tracking.git_commit()

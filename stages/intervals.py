@@ -2,9 +2,14 @@
 
 Scores are absolute log ratios `|log(actual / forecast)|` from the validation backtest, so
 a band is a percentage around the forecast (prices are positive and their errors scale
-with the price level). The band for level L at horizon h is `forecast × exp(±q)`, with
+with the price level). The band for level L at horizon h is `forecast × exp(±q·s)`, with
 `q` the ⌈(n + 1)·L⌉-th smallest of the n validation scores at h: under exchangeability
 it covers a new outcome with probability ≥ L. The test backtest then measures coverage.
+
+`s` is 1 (fixed bands), or, with volatility scaling, the standard deviation of the daily
+log returns over the days up to the origin: scores are divided by it, so the band widens
+in turbulent weeks and narrows in calm ones (normalised conformal prediction). It uses
+only prices known at the origin.
 """
 
 from __future__ import annotations
@@ -39,6 +44,19 @@ def conformal_quantile(scores: ArrayLike, level: float) -> float:
             "evaluate.interval_levels"
         )
     return float(s[rank - 1])
+
+
+def recent_volatility(close: ArrayLike, origins: ArrayLike, days: int) -> FloatArray:
+    """Std of the last `days` daily log returns up to each origin (inclusive)."""
+    values = np.asarray(close, dtype=np.float64)
+    idx = np.asarray(origins, dtype=np.int64)
+    if days < 2 or (idx.size and idx.min() < days):
+        raise DataError(f"evaluate.volatility_days={days} needs that many days before every "
+                        "backtest origin — lower evaluate.volatility_days")
+    returns = np.diff(np.log(values))  # returns[i] is the move into day i + 1
+    windows = np.lib.stride_tricks.sliding_window_view(returns, days)
+    sigma = windows[idx - days].std(axis=1, ddof=1)
+    return np.asarray(np.maximum(sigma, 1e-12), dtype=np.float64)
 
 
 def band(forecast: ArrayLike, q: ArrayLike) -> tuple[FloatArray, FloatArray]:

@@ -105,6 +105,10 @@ class EvaluateParams(_Section):
     horizon: int = Field(10, ge=1, le=365)
     ma_window: int = Field(7, ge=1)
     interval_levels: tuple[float, ...] = (0.8, 0.95)
+    # none: one band width per horizon; volatility: widths in units of the recent daily
+    # volatility at the origin (normalised conformal), over `volatility_days` returns.
+    interval_scaling: Literal["none", "volatility"] = "none"
+    volatility_days: int = Field(30, ge=2)
 
     @field_validator("interval_levels")
     @classmethod

@@ -130,6 +130,8 @@ def _facts(ctx: ReportContext, metrics: dict[str, Any]) -> list[str]:
     target = "next-day log return, rebuilt into prices" if ctx.target == "log_return" else \
         "next-day price"
     bt = metrics["backtest"]
+    days = metrics["intervals"].get("volatility_days") or 0
+    scaling = f", scaled by the last {days} days' volatility" if days else ""
     return [
         f"Ticker {ctx.ticker}; data: {ctx.source_used} source, {ctx.data_first} .. {ctx.data_last} "
         f"({ctx.days} days), sha256 {ctx.sha256[:12]}",
@@ -139,7 +141,7 @@ def _facts(ctx: ReportContext, metrics: dict[str, Any]) -> list[str]:
         f"Backtest: {bt['origins']} forecast origins in the test period, each forecast made "
         f"recursively from the prices known that day; baselines: persistence, drift "
         f"({bt['drift_per_day']:+.2f}/day, the training mean), moving average of {bt['ma_window']} days",
-        f"Bands: split-conformal per horizon, calibrated on "
+        f"Bands: split-conformal per horizon{scaling}, calibrated on "
         f"{metrics['intervals']['calibration_origins']} validation origins, coverage measured on test",
     ]
 

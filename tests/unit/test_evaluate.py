@@ -40,9 +40,9 @@ def test_a_persistence_network_scores_skill_one_everywhere() -> None:
     for name, nominal in (("80", 0.8), ("95", 0.95)):
         entry = m["intervals"][name]
         assert entry["nominal"] == nominal and 0 <= entry["coverage"] <= 1
-        widths = [entry[f"h{h}"]["log_half_width"] for h in range(1, 5)]
+        widths = [entry[f"h{h}"]["score_quantile"] for h in range(1, 5)]
         assert widths[-1] > widths[0]  # random-walk errors grow with the horizon
-    assert m["intervals"]["95"]["h1"]["log_half_width"] > m["intervals"]["80"]["h1"]["log_half_width"]
+    assert m["intervals"]["95"]["h1"]["score_quantile"] > m["intervals"]["80"]["h1"]["score_quantile"]
     json.dumps(m, allow_nan=False)  # valid JSON: no NaN anywhere
 
     assert list(result.by_horizon["horizon"]) == [1, 2, 3, 4]
@@ -73,3 +73,17 @@ def test_a_horizon_longer_than_the_split_is_refused() -> None:
     frame, scaler, _ = _frame(n=120)
     with pytest.raises(DataError, match=r"lower evaluate\.horizon"):
         evaluate(_last_value, frame, scaler, "price", 10, 40, 5, (0.8,))
+
+
+def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_forecast() -> None:
+    from stages.forecast import band_widths
+
+    frame, scaler, _ = _frame()
+    result = evaluate(_last_value, frame, scaler, "price", 10, 3, 5, (0.8,), volatility_days=10)
+    intervals = result.metrics["intervals"]
+    assert intervals["volatility_days"] == 10 and 0 < intervals["80"]["coverage"] <= 1
+    close = frame["close"].to_numpy()
+    widths = band_widths(result.metrics, 3, close)["80"]
+    sigma = np.std(np.diff(np.log(close))[-10:], ddof=1)
+    np.testing.assert_allclose(widths, sigma * np.array(
+        [intervals["80"][f"h{h}"]["score_quantile"] for h in (1, 2, 3)]))

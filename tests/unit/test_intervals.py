@@ -49,3 +49,31 @@ def test_80_percent_band_covers_80_percent_of_gaussian_noise(seed: int) -> None:
     q = conformal_quantile(log_ratio_scores(actual_cal, np.full(500, 1000.0)), 0.8)
     lower, upper = band(np.full(2000, 1000.0), q)
     assert coverage(actual_new, lower, upper) == pytest.approx(0.8, abs=0.05)
+
+
+def test_recent_volatility_uses_the_returns_up_to_the_origin() -> None:
+    from stages.intervals import recent_volatility
+
+    close = np.exp(np.array([0.0, 0.1, 0.0, 0.2, 0.2, 5.0]))  # log returns .1 -.1 .2 0 4.8
+    sigma = recent_volatility(close, np.array([3, 4]), days=3)
+    np.testing.assert_allclose(sigma, [np.std([0.1, -0.1, 0.2], ddof=1), np.std([-0.1, 0.2, 0.0], ddof=1)])
+    with pytest.raises(DataError, match=r"lower evaluate\.volatility_days"):
+        recent_volatility(close, np.array([2]), days=3)
+
+
+def test_volatility_scaled_bands_stay_calibrated_when_volatility_changes() -> None:
+    from stages.intervals import recent_volatility
+
+    rng = np.random.default_rng(7)
+    # calm calibration period, turbulent test period: fixed bands under-cover, scaled ones hold
+    vol = np.r_[np.full(1030, 0.01), np.full(1030, 0.03)]
+    close = 100 * np.exp(np.cumsum(rng.normal(0, vol)))
+    cal, new = np.arange(30, 1029), np.arange(1060, 2059)
+    forecast = close  # persistence from each origin, 1 day ahead
+    s_cal = log_ratio_scores(close[cal + 1], forecast[cal])
+    s_new = log_ratio_scores(close[new + 1], forecast[new])
+    fixed = conformal_quantile(s_cal, 0.8)
+    assert np.mean(s_new <= fixed) < 0.5
+    u_cal, u_new = recent_volatility(close, cal, 30), recent_volatility(close, new, 30)
+    q = conformal_quantile(s_cal / u_cal, 0.8)
+    assert np.mean(s_new <= q * u_new) == pytest.approx(0.8, abs=0.05)

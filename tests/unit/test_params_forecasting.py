@@ -34,6 +34,8 @@ def test_defaults() -> None:
         (_with(evaluate={"interval_levels": [80]}), ["evaluate.interval_levels"]),
         (_with(evaluate={"interval_levels": []}), ["evaluate.interval_levels"]),
         (_with(evaluate={"ma_window": 0}), ["evaluate.ma_window"]),
+        (_with(evaluate={"interval_scaling": "garch"}), ["evaluate.interval_scaling", "'volatility'"]),
+        (_with(evaluate={"volatility_days": 1}), ["evaluate.volatility_days"]),
         (_with(forecast={"horizon": 5}), ["forecast.horizon (5) is above evaluate.horizon (3)",
                                           "lower forecast.horizon"]),
         (_with(evaluate={"ma_window": 11}), ["evaluate.ma_window (11)", "lower evaluate.ma_window"]),

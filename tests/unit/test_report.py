@@ -27,7 +27,7 @@ def _metrics(skills: list[float], mases: list[float], cover80: float = 0.8,
     intervals: dict[str, Any] = {"calibration_origins": 200}
     for name, nominal, cov in (("80", 0.8, cover80), ("95", 0.95, cover95)):
         intervals[name] = {"nominal": nominal, "coverage": cov,
-                           **{f"h{h}": {"coverage": cov, "log_half_width": 0.05,
+                           **{f"h{h}": {"coverage": cov, "score_quantile": 0.05,
                                         "half_width_pct": 5.1} for h in range(1, len(skills) + 1)}}
     return {"backtest": bt, "intervals": intervals,
             "test_period": {"first": "2022-10-18", "last": "2023-12-31", "days": 440}}
