@@ -123,7 +123,10 @@ def test_store_has_declared_params_only_and_no_secrets(built: tuple[Path, Path])
             assert secret.encode() not in data, f"{name}'s value found in {path}"
         assert path.suffix not in {".pkl", ".pickle", ".joblib"}, path
         assert not re.match(rb"\x80[\x02-\x05]", data[:2]), f"{path} is a pickle"
-        if zipfile.is_zipfile(path):  # .keras archives: config + weights, no pickles
+        if path.suffix == ".npz":  # loads with pickles refused: no object arrays inside
+            with np.load(path, allow_pickle=False) as npz:
+                assert all(npz[k].dtype != object for k in npz.files)
+        elif zipfile.is_zipfile(path):  # .keras archives: config and weights, no pickles
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
             assert all(n.endswith((".json", ".h5", ".txt")) for n in names), names
