@@ -146,6 +146,9 @@ def main() -> None:
                 print(f"running {ticker} target={target} {' '.join(args.set)}", file=sys.stderr,
                       flush=True)
                 rows.append(run_one(Path(src), csv, ticker, target, args.set, args.keep))
+                print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps({"goal": GOAL, "rows": rows}, indent=2) + "\n")
     print(f"goal: {GOAL}")
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,7 @@ class EvaluateParams(_Section):
     interval_levels: tuple[float, ...] = (0.8, 0.95)
     # none: one band width per horizon; volatility: widths in units of the recent daily
     # volatility at the origin (normalised conformal), over `volatility_days` returns.
-    interval_scaling: Literal["none", "volatility"] = "none"
+    interval_scaling: Literal["none", "volatility"] = "volatility"
     volatility_days: int = Field(30, ge=2)
 
     @field_validator("interval_levels")
