@@ -59,7 +59,7 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
     work = Path(tempfile.mkdtemp(prefix=f"bench-accuracy-{ticker}-{target}-"))
     try:
         shutil.copytree(source, work, dirs_exist_ok=True)
-        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        params = yaml.safe_load((source / "params.yaml").read_text())
         params["download"].update({"ticker": ticker, "source": "csv", "csv_path": str(csv)})
         params["preprocess"]["target"] = target
         for assignment in overrides:
