@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint ui promote browser-deps lock clean-venv bench-accuracy
+.PHONY: venv repro test test-fast lint ui promote browser-deps lock clean-venv bench-accuracy bench
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -37,6 +37,10 @@ lint: venv
 # The whole pipeline on the saved ETH and BTC CSVs, price and log_return targets (~1 h on 2 cores).
 bench-accuracy: venv
 	python bench/accuracy.py
+
+# Speed: train vs plain Keras, cold/no-op repro, start-up, backtest, peak RSS (~10 min).
+bench: venv
+	python bench/speed.py
 
 ui: venv
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $${PORT:-5000}

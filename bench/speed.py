@@ -1,0 +1,449 @@
+"""Speed benchmark: the pipeline on real saved prices, one table (issue 6).
+
+In a temporary workspace (a git-initialised copy of the project's files, `download.source:
+csv`, MLflow in a temporary SQLite store) this measures, in one run:
+
+- train s/epoch of the project's `stages.train.train` vs a plain-Keras reference written
+  here (same network, same windows, `model.fit` on numpy arrays, batch 32, default
+  settings), each in a fresh process, interleaved, median of several, with the final
+  validation loss of each so speed never comes from learning less;
+- a cold `dvc repro` split by stage (wall time and peak RSS of each stage command, measured
+  by /usr/bin/time around it) and its ratio to the train stage; a no-op `dvc repro`;
+- start-up of `python -m stages.download` / `stages.preprocess` on a tiny input vs
+  `python -c pass`, and whether they import TensorFlow, Keras or MLflow;
+- the evaluation backtest (`stages.backtest.recursive_forecast`, 1..H days from every test
+  origin) vs one batched forward pass over the same windows.
+
+The machine is shared, so absolute seconds are noisy: compare the ratios, which come from
+interleaved runs inside one invocation.
+
+    make bench
+    python bench/speed.py --epochs 6 --repeats 3 --out reports/bench/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CSV = (ROOT / ".." / "shared" / "data" / "ETH-USD.csv").resolve()
+STAGES = ("download", "preprocess", "train", "evaluate", "forecast")
+HEAVY = ("tensorflow", "keras", "mlflow", "yfinance", "matplotlib")
+TARGETS = {
+    "train_ratio": 0.5, "repro_vs_train": 1.3, "noop_s": 2.0, "startup_s": 1.0,
+    "backtest_ratio": 3.0, "peak_rss_mb": 1536.0,
+}
+
+
+# --------------------------------------------------------------------------- workspace
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
+
+
+def make_env(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+                "MLFLOW_TRACKING_URI": f"sqlite:///{work.parent / 'store' / 'mlflow.db'}",
+                "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+                "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"})
+    return env
+
+
+def make_workspace(work: Path, csv: Path, timings: Path) -> dict[str, str]:
+    """Copy the project, point download at `csv`, wrap each stage command in /usr/bin/time."""
+    for rel in tracked_files():
+        dst = work / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dst)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["download"].update({"source": "csv", "csv_path": str(csv)})
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc = yaml.safe_load((work / "dvc.yaml").read_text())
+    for name in STAGES:
+        cmd = dvc["stages"][name]["cmd"]
+        dvc["stages"][name]["cmd"] = f"/usr/bin/time -f '%e %M' -o {timings / name}.time {cmd}"
+    (work / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
+    (work.parent / "store").mkdir(exist_ok=True)
+    env = make_env(work)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{tail}")
+    return seconds, done
+
+
+def read_time(path: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) from /usr/bin/time -f '%e %M'."""
+    wall, kb = path.read_text().strip().splitlines()[-1].split()
+    return float(wall), float(kb) / 1024
+
+
+# --------------------------------------------------------------------------- workers
+class _EpochTimer:
+    """Wall seconds of each epoch (epoch begin to end, validation included)."""
+
+    def __init__(self) -> None:
+        import keras
+
+        times: list[float] = []
+
+        class Timer(keras.callbacks.Callback):  # type: ignore[misc]
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                times.append(time.perf_counter() - self.t0)
+
+        self.times = times
+        self.callback = Timer()
+
+
+def _weights_digest(model: Any) -> str:
+    import numpy as np
+
+    return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
+
+
+def worker_train(kind: str, epochs: int) -> dict[str, Any]:
+    """One training in this (fresh) process: the project's code or the plain reference."""
+    sys.path.insert(0, os.getcwd())
+    from stages.artifacts import read_windows
+    from stages.params import load_params
+
+    params = load_params()
+    arrays = read_windows()
+    if kind == "project":
+        import mlflow
+
+        from stages.train import train
+
+        # Fixed epochs (no early stop) so both sides do the same amount of work.
+        params = params.model_copy(update={"train": params.train.model_copy(
+            update={"epochs": epochs, "patience": epochs})})
+        timer = _EpochTimer()
+        mlflow.set_experiment("bench-speed")
+        with mlflow.start_run(run_name="bench-project"):
+            t0 = time.perf_counter()
+            model, history = train(params, arrays, extra_callbacks=[timer.callback])
+            total = time.perf_counter() - t0
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        cfg = params.train
+        keras.utils.set_random_seed(cfg.seed)  # same initial weights; no other setting
+        window = params.preprocess.window
+        model = keras.Sequential([keras.Input(shape=(window, 1)),
+                                  keras.layers.LSTM(cfg.units[0], return_sequences=True),
+                                  keras.layers.LSTM(cfg.units[1]), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mse")
+        timer = _EpochTimer()
+        t0 = time.perf_counter()
+        fit = model.fit(arrays["x_train"], arrays["y_train"], batch_size=32, epochs=epochs,
+                        validation_data=(arrays["x_val"], arrays["y_val"]),
+                        callbacks=[timer.callback], verbose=0)
+        total = time.perf_counter() - t0
+        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    return {"kind": kind, "epoch_s": timer.times, "fit_s": total,
+            "val_loss": history["val_loss"], "params": int(model.count_params()),
+            "weights": _weights_digest(model), "windows": len(arrays["x_train"])}
+
+
+def worker_backtest(repeats: int) -> dict[str, Any]:
+    """The evaluation backtest vs one batched forward pass, on the trained model."""
+    sys.path.insert(0, os.getcwd())
+    import numpy as np
+
+    from stages import paths
+    from stages.artifacts import read_series
+    from stages.backtest import input_windows, keras_predict, recursive_forecast, split_origins
+    from stages.model import load_model
+    from stages.params import load_params
+
+    params = load_params()
+    horizon, window = params.evaluate.horizon, params.preprocess.window
+    series = read_series()
+    t0 = time.perf_counter()
+    model = load_model(paths.MODEL)
+    load_s = time.perf_counter() - t0
+    origins, _ = split_origins(series["split"].to_numpy(), "test")
+    x = input_windows(series["scaled"].to_numpy(dtype=np.float64), origins, window)
+    predict = keras_predict(model)
+    x3 = x[..., np.newaxis]
+    x_all = np.repeat(x3, horizon, axis=0)  # as many windows as the backtest predicts
+
+    def timed(fn: Any) -> float:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+
+    first_backtest = timed(lambda: recursive_forecast(predict, x, horizon))
+    rows: dict[str, list[float]] = {"backtest": [], "one_call": [], "keras_predict": [],
+                                    "one_call_all": []}
+    timed(lambda: predict(x_all))
+    timed(lambda: model.predict(x3, batch_size=len(x3), verbose=0))
+    for _ in range(repeats):
+        rows["backtest"].append(timed(lambda: recursive_forecast(predict, x, horizon)))
+        rows["one_call"].append(timed(lambda: predict(x3)))
+        rows["keras_predict"].append(timed(lambda: model.predict(x3, batch_size=len(x3), verbose=0)))
+        rows["one_call_all"].append(timed(lambda: predict(x_all)))
+    return {"origins": len(origins), "horizon": horizon, "model_load_s": load_s,
+            "first_backtest_s": first_backtest,
+            **{k: statistics.median(v) for k, v in rows.items()}}
+
+
+def call_worker(args: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
+    _, done = run([sys.executable, "bench/speed.py", *args], work, env)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --------------------------------------------------------------------------- measurements
+def bench_repro(work: Path, env: dict[str, str], timings: Path, noops: int) -> dict[str, Any]:
+    total, _ = run(["dvc", "repro"], work, env)
+    stages = {}
+    for name in STAGES:
+        wall, rss = read_time(timings / f"{name}.time")
+        stages[name] = {"wall_s": wall, "peak_rss_mb": rss}
+    noop = []
+    for _ in range(noops):
+        seconds, done = run(["dvc", "repro"], work, env)
+        if "Running stage" in done.stdout:
+            raise SystemExit("the second `dvc repro` ran a stage: the pipeline is not idempotent")
+        noop.append(seconds)
+    floor = [run(["dvc", "--version"], work, env)[0] for _ in range(noops)]
+    status = [run(["dvc", "status", "-q"], work, env)[0] for _ in range(noops)]
+    return {"cold_s": total, "stages": stages, "noop_s": statistics.median(noop),
+            "dvc_version_s": statistics.median(floor), "dvc_status_s": statistics.median(status)}
+
+
+def tiny_workspace(tiny: Path, work: Path) -> None:
+    shutil.copytree(work / "stages", tiny / "stages")
+    rows = ["Date,Open,High,Low,Close,Adj Close,Volume"]
+    for i in range(120):
+        day = time.strftime("%Y-%m-%d", time.gmtime(1_640_995_200 + 86_400 * i))  # from 2022-01-01
+        price = 3000 + 10 * i + (i % 7) * 3
+        rows.append(f"{day},{price},{price},{price},{price},{price},1000")
+    (tiny / "tiny.csv").write_text("\n".join(rows) + "\n")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["download"].update({"source": "csv", "csv_path": str(tiny / "tiny.csv"),
+                               "start": "2022-01-01", "end": "2022-05-01"})
+    params["preprocess"].update({"window": 10})
+    (tiny / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _import_costs(stderr: str) -> dict[str, float]:
+    """Cumulative import time (s) of a few top-level packages, from -X importtime."""
+    out: dict[str, float] = {}
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if m and m.group(3) in ("numpy", "pandas", "pydantic", "yaml", "stages.params"):
+            out[m.group(3)] = int(m.group(1)) / 1e6
+    return out
+
+
+def bench_startup(work: Path, env: dict[str, str], repeats: int) -> dict[str, Any]:
+    tiny = work.parent / "tiny"
+    tiny.mkdir()
+    tiny_workspace(tiny, work)
+    cmds = {"python -c pass": [sys.executable, "-c", "pass"],
+            "stages.download": [sys.executable, "-m", "stages.download"],
+            "stages.preprocess": [sys.executable, "-m", "stages.preprocess"]}
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    cpu: dict[str, list[float]] = {k: [] for k in cmds}
+    stamp = work.parent / "startup.time"
+    for _ in range(repeats):
+        for key, cmd in cmds.items():
+            times[key].append(run(["/usr/bin/time", "-f", "%e %U %S", "-o", str(stamp), *cmd],
+                                  tiny, env)[0])
+            _, user, system = stamp.read_text().strip().splitlines()[-1].split()
+            cpu[key].append(float(user) + float(system))
+    heavy: dict[str, list[str]] = {}
+    imports: dict[str, dict[str, float]] = {}
+    for name in ("download", "preprocess"):
+        _, done = run([sys.executable, "-X", "importtime", "-m", f"stages.{name}"], tiny, env)
+        mods = {m.group(1).split(".")[0] for m in
+                re.finditer(r"import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", done.stderr)}
+        heavy[name] = sorted(m for m in mods if m in HEAVY)
+        imports[name] = _import_costs(done.stderr)
+    return {"median_s": {k: statistics.median(v) for k, v in times.items()},
+            "median_cpu_s": {k: statistics.median(v) for k, v in cpu.items()},
+            "heavy_imports": heavy, "import_s": imports}
+
+
+def bench_train(work: Path, env: dict[str, str], epochs: int, repeats: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {"reference": [], "project": []}
+    for i in range(repeats):
+        # Alternate which goes first, so a burst of load on the machine hits both.
+        order = ("reference", "project") if i % 2 == 0 else ("project", "reference")
+        for kind in order:
+            print(f"  train {kind} run {i + 1}/{repeats} ({epochs} epochs)", file=sys.stderr,
+                  flush=True)
+            runs[kind].append(call_worker(["--worker", kind, "--epochs", str(epochs)], work, env))
+    out: dict[str, Any] = {"epochs": epochs, "repeats": repeats}
+    for kind, rs in runs.items():
+        out[kind] = {
+            "steady_s_per_epoch": statistics.median(statistics.median(r["epoch_s"][1:]) for r in rs),
+            "first_epoch_s": statistics.median(r["epoch_s"][0] for r in rs),
+            "fit_s_per_epoch": statistics.median(r["fit_s"] / epochs for r in rs),
+            "final_val_loss": statistics.median(r["val_loss"][-1] for r in rs),
+            "best_val_loss": statistics.median(min(r["val_loss"]) for r in rs),
+            "deterministic": len({r["weights"] for r in rs}) == 1,
+            "params": rs[0]["params"], "train_windows": rs[0]["windows"],
+            "runs": [{k: v for k, v in r.items() if k != "kind"} for r in rs],
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- report
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "load_avg_1m_at_start": os.getloadavg()[0]}
+
+
+def table(r: dict[str, Any]) -> str:
+    t, rp, st, bt = r["train"], r["repro"], r["startup"], r["backtest"]
+    ref, prj = t["reference"], t["project"]
+    lines = [f"{'figure':54} {'value':>22} {'target':>9} {'met':>4}", "-" * 92]
+
+    def row(name: str, value: str, target: str = "", met: bool | None = None) -> None:
+        mark = "" if met is None else ("yes" if met else "NO")
+        lines.append(f"{name:54} {value:>22} {target:>9} {mark:>4}")
+
+    ratio = prj["steady_s_per_epoch"] / ref["steady_s_per_epoch"]
+    row(f"train s/epoch, plain Keras (median of {t['repeats']}, ep 2..{t['epochs']})",
+        f"{ref['steady_s_per_epoch']:.2f}")
+    row("train s/epoch, project train()", f"{prj['steady_s_per_epoch']:.2f}")
+    row("  ratio project / plain Keras", f"{ratio:.2f}x", "<= 0.5x", ratio <= TARGETS["train_ratio"])
+    fit_ratio = prj["fit_s_per_epoch"] / ref["fit_s_per_epoch"]
+    row(f"  whole fit incl. compile, s/epoch ({t['epochs']} ep)",
+        f"{ref['fit_s_per_epoch']:.2f} vs {prj['fit_s_per_epoch']:.2f} = {fit_ratio:.2f}x")
+    row("  first epoch (trace/compile) s", f"{ref['first_epoch_s']:.1f} vs {prj['first_epoch_s']:.1f}")
+    vr = prj["final_val_loss"] / ref["final_val_loss"]
+    row(f"final val loss (epoch {t['epochs']}), plain vs project",
+        f"{ref['final_val_loss']:.3e} vs {prj['final_val_loss']:.3e}", "+-5%", abs(vr - 1) <= 0.05)
+    row("same seed -> identical weights across runs (project)", str(prj["deterministic"]).lower(),
+        "true", bool(prj["deterministic"]))
+    train_s = rp["stages"]["train"]["wall_s"]
+    for name in STAGES:
+        s = rp["stages"][name]
+        row(f"cold dvc repro: {name} (wall s / peak RSS MB)",
+            f"{s['wall_s']:.1f} / {s['peak_rss_mb']:.0f}")
+    row("cold dvc repro total s", f"{rp['cold_s']:.1f}")
+    cr = rp["cold_s"] / train_s
+    row("  ratio cold repro / train stage", f"{cr:.2f}x", "<= 1.3x", cr <= TARGETS["repro_vs_train"])
+    row("no-op dvc repro s (median)", f"{rp['noop_s']:.2f}", "<= 2 s", rp["noop_s"] <= TARGETS["noop_s"])
+    row("  floor: dvc --version / dvc status -q s", f"{rp['dvc_version_s']:.2f} / {rp['dvc_status_s']:.2f}")
+    med = st["median_s"]
+    cpu = st["median_cpu_s"]
+    row("start-up python -c pass s (wall / CPU user+sys)",
+        f"{med['python -c pass']:.2f} / {cpu['python -c pass']:.2f}")
+    for name in ("download", "preprocess"):
+        heavy = st["heavy_imports"][name]
+        key = "stages." + name
+        row(f"start-up stages.{name} s, tiny input (wall / CPU)", f"{med[key]:.2f} / {cpu[key]:.2f}",
+            "<= 1 s", med[key] <= TARGETS["startup_s"])
+        row(f"  {name} imports TF/Keras/MLflow?", ", ".join(heavy) or "none", "none", not heavy)
+    imp = st["import_s"]["preprocess"]
+    row("  import s (importtime): numpy/pandas/pydantic/yaml",
+        "/".join(f"{imp.get(k, float('nan')):.2f}" for k in ("numpy", "pandas", "pydantic", "yaml")))
+    row(f"backtest 1..{bt['horizon']} d x {bt['origins']} test origins s", f"{bt['backtest']:.3f}")
+    row("  one batched forward pass, same windows s", f"{bt['one_call']:.3f}")
+    br = bt["backtest"] / bt["one_call"]
+    row("  ratio backtest / one forward pass", f"{br:.1f}x", "<= 3x", br <= TARGETS["backtest_ratio"])
+    row(f"  one forward pass over all {bt['horizon']}x windows s / ratio",
+        f"{bt['one_call_all']:.3f} / {bt['backtest'] / bt['one_call_all']:.1f}x")
+    row("  one keras model.predict, same windows s / ratio",
+        f"{bt['keras_predict']:.3f} / {bt['backtest'] / bt['keras_predict']:.1f}x")
+    peak = max(s["peak_rss_mb"] for s in rp["stages"].values())
+    row("peak RSS of any stage MB", f"{peak:.0f}", "<= 1536", peak <= TARGETS["peak_rss_mb"])
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per timed training")
+    parser.add_argument("--repeats", type=int, default=3, help="trainings per side")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "speed.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    parser.add_argument("--worker", choices=["project", "reference", "backtest"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "backtest":
+        print(json.dumps(worker_backtest(args.repeats)))
+        return
+    if args.worker:
+        print(json.dumps(worker_train(args.worker, args.epochs)))
+        return
+
+    csv = args.csv.resolve()
+    if not csv.exists():
+        raise SystemExit(f"{csv} not found — pass --csv PATH to a Yahoo-format daily CSV")
+    base = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    result: dict[str, Any] = {"machine": machine(), "csv": str(csv)}
+    try:
+        work, timings = base / "project", base / "timings"
+        timings.mkdir()
+        env = make_env(work)
+        env = make_workspace(work, csv, timings)
+        print(f"workspace {work}; cold dvc repro", file=sys.stderr, flush=True)
+        result["repro"] = bench_repro(work, env, timings, noops=3)
+        print("start-up", file=sys.stderr, flush=True)
+        result["startup"] = bench_startup(work, env, repeats=5)
+        print("backtest", file=sys.stderr, flush=True)
+        result["backtest"] = call_worker(["--worker", "backtest", "--repeats", "5"], work, env)
+        print("training", file=sys.stderr, flush=True)
+        result["train"] = bench_train(work, env, args.epochs, args.repeats)
+    finally:
+        if args.keep:
+            print(f"kept {base}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    result["machine"]["load_avg_1m_at_end"] = os.getloadavg()[0]
+    text = table(result)
+    m = result["machine"]
+    print(f"machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}; load average "
+          f"{m['load_avg_1m_at_start']:.1f} at start, {m['load_avg_1m_at_end']:.1f} at end")
+    print(text)
+    result["table"] = text
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
