@@ -131,6 +131,18 @@ def test_interrupt_or_terminate_is_one_line(tmp_path: Path, sig: int) -> None:
     assert len(lines) == 1 and "interrupted; no output was replaced" in lines[0]
 
 
+def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    """Only `PipelineError`s become one line; anything else is a bug and must show where."""
+    bug = ("from stages.cli import run_stage\n"
+           "def main():\n    {}['missing']\n"
+           "run_stage('demo', main)\n")
+    env = {**project_env(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-c", bug], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "KeyError: 'missing'" in result.stderr
+
+
 # --- against the built pipeline's store (slow) ----------------------------------------------
 
 def _immutable(paths: list[Path], on: bool) -> bool:
