@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -135,7 +134,3 @@ def copy_built(built: tuple[Path, Path], dest: Path) -> tuple[Path, dict[str, st
     shutil.copytree(store, dest / "store", symlinks=True)
     return dest / "project", project_env(dest / "project", dest / "store")
 
-
-__all__ = ["SECRETS", "assert_no_temp_files", "assert_one_line_error", "copy_built",
-           "error_lines", "new_project", "params_with", "signal", "snapshot", "stage",
-           "start_and_signal"]
