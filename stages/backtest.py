@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +25,22 @@ Predict = Callable[[Float32Array], np.ndarray]
 
 
 def keras_predict(model: object) -> Predict:
-    """Call the model directly: one forward pass per call, without `predict`'s per-call
-    dataset and callback set-up (which dominates at a few hundred windows)."""
+    """The model's forward pass compiled once as a TensorFlow graph (any batch size).
+
+    Measured on 657 windows of 60 days (2 CPU cores): about 0.18 s per call, against
+    0.5-0.7 s for `model.predict` (per-call dataset and callback set-up) and ~3 s for an
+    eager `model(x)` (the LSTM's time loop runs op by op).
+    """
+    import tensorflow as tf
+
+    def forward(x: Any) -> Any:
+        return model(x, training=False)  # type: ignore[operator]
+
+    graph = tf.function(forward, autograph=False, reduce_retracing=True,
+                        input_signature=[tf.TensorSpec([None, None, 1], tf.float32)])
 
     def predict(x: Float32Array) -> np.ndarray:
-        out = model(x, training=False)  # type: ignore[operator]
+        out = graph(tf.constant(np.asarray(x, dtype=np.float32)))
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     return predict
