@@ -178,7 +178,8 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
         return msg
     got = error.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{loc}: {msg}{shown} — fix it in params.yaml"
+    fix = "" if " — " in msg else " — fix it in params.yaml"  # some messages name their own fix
+    return f"{loc}: {msg}{shown}{fix}"
 
 
 def _suggest(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
@@ -201,7 +202,10 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: top level must be a mapping of sections, got {raw!r}")
+        raise ConfigError(
+            f"{source}: top level must be a mapping of sections, got {str(raw)[:80]} — write "
+            "`section:` lines with indented `key: value` lines under them, as in the README"
+        )
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
