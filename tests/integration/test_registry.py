@@ -20,7 +20,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "store"
     env = project_env(project, store)
-    built = run(["dvc", "repro"], project, env)
+    built = run(["dvc", "repro"], project, env, timeout=1800)
     assert built.returncode == 0, built.stdout + built.stderr
     info = json.loads((project / "models/train_info.json").read_text())
     assert info["registered_model"] == "eth-usd-lstm" and info["model_version"] == 1
