@@ -44,8 +44,8 @@ def build_model(window: int, units: tuple[int, ...], learning_rate: float,
     """Stacked LSTMs (all but the last return sequences) and a Dense(1) head, Adam + MSE.
 
     `jit_compile` compiles each training step with XLA; `steps_per_execution` runs that
-    many batches per call from Python. Neither changes the arithmetic of a step, only how
-    it is dispatched (bench/speed.py measures both; see README "Performance").
+    many batches per call from Python. Neither changes what a step computes (XLA may round
+    differently in the last bits), only how it runs (see README "Performance").
     """
     import keras
 
@@ -62,7 +62,7 @@ def build_model(window: int, units: tuple[int, ...], learning_rate: float,
     if jit_compile and not model.jit_compile and _cpu_only():
         # Keras silently drops XLA whenever op determinism is on, because some XLA ops are
         # not deterministic on GPU. On CPU the XLA-compiled step gives bit-identical weights
-        # run to run (tests/model/test_model.py checks it) and trains ~2x faster.
+        # run to run (tests/model/test_model.py checks it) and shorter epochs (bench/speed.py).
         model._jit_compile = True
     count = model.count_params()
     if tuple(units) == LECTURE_UNITS and n_features == 1 and count != LECTURE_PARAM_COUNT:

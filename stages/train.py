@@ -54,9 +54,8 @@ def train(params: Params, arrays: dict[str, np.ndarray], extra_callbacks: Sequen
           ) -> tuple[Any, dict[str, list[float]]]:
     """Build and fit the network; returns the best-val model and the loss history.
 
-    Same arithmetic as a plain `model.fit` (same seed, batches, optimizer), dispatched
-    faster: each step XLA-compiled, and a whole epoch of batches per call from Python
-    (the per-batch Python round trip costs more than a batch's arithmetic here).
+    What a plain `model.fit` computes (same seed, batches, optimizer), run faster: each
+    step XLA-compiled, and a whole epoch of batches per call from Python.
     """
     import keras
 
