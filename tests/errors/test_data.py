@@ -65,13 +65,17 @@ FAILING: list[tuple[str, str | bytes, tuple[str, ...]]] = [
 ]
 
 # Prints the stage's peak memory after it exits, to show a huge file is never read.
+# VmHWM belongs to this process's own address space; getrusage's ru_maxrss would not do:
+# Linux carries it over from the parent (here pytest, often holding TensorFlow) across exec.
 PEAK_RSS = """
-import resource, runpy, sys
+import runpy, sys
 sys.argv = ["stages.download"]
 try:
     runpy.run_module("stages.download", run_name="__main__", alter_sys=True)
 finally:
-    print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    with open("/proc/self/status") as fh:
+        hwm = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+    print("PEAK_RSS_KB", hwm, file=sys.stderr)
 """
 
 
