@@ -34,8 +34,9 @@ def format_metric(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def metric_row(page: Page, key: str) -> list[str]:
-    """The values shown for metric `key`, one per run, scrolled into view.
+def metric_row(page: Page, key: str) -> tuple[list[str], int]:
+    """The values shown for metric `key`, one per run, scrolled into view, and its row's
+    offset in the grid.
 
     The compare page lists metrics in two virtualised grids (names, then values, 45 px
     rows, 300 px tall) that render only the rows in view: scroll the values grid until
@@ -58,7 +59,7 @@ def metric_row(page: Page, key: str) -> list[str]:
                     ".filter(d => d.style.position === 'absolute' && d.style.top === top)"
                     ".map(d => d.innerText.trim())", top)
                 if cells:
-                    return cells
+                    return cells, int(top.removesuffix("px"))
     raise AssertionError(f"metric {key} not on the compare page")
 
 
@@ -70,8 +71,6 @@ def test_format_metric_matches_the_ui() -> None:
 def test_compare_page_shows_both_runs(project: Path, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} not found — run `make browser-deps` (installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
     store = tmp_path / "store"
     env = project_env(project, store)
     first = run(["dvc", "repro"], project, env, timeout=1800)
@@ -80,7 +79,16 @@ def test_compare_page_shows_both_runs(project: Path, tmp_path: Path) -> None:
                  timeout=1800)
     assert second.returncode == 0, second.stdout + second.stderr
 
-    with sqlite3.connect(store / "mlflow.db") as db:
+    shot = check_compare_page(store / "mlflow.db", tmp_path)
+    assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+
+
+def check_compare_page(db_path: Path, out: Path) -> Path:
+    """Open the compare page for the store's first two runs, check what it shows, and
+    return the screenshot's path."""
+    from playwright.sync_api import sync_playwright
+
+    with sqlite3.connect(db_path) as db:
         runs = db.execute("select run_uuid, experiment_id from runs order by start_time").fetchall()
         metric = {(r, k): v for r, k, v in db.execute(
             "select run_uuid, key, value from latest_metrics "
@@ -89,7 +97,7 @@ def test_compare_page_shows_both_runs(project: Path, tmp_path: Path) -> None:
     ids = [r for r, _ in runs]
     assert [metric[(r, "param_count")] for r in ids] == [30_651, 12_705]
 
-    with mlflow_server(tmp_path, ui=True, store=store / "mlflow.db") as url, sync_playwright() as pw:
+    with mlflow_server(out, ui=True, store=db_path) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -97,10 +105,16 @@ def test_compare_page_shows_both_runs(project: Path, tmp_path: Path) -> None:
                       f"&experiments={json.dumps([str(runs[0][1])])}")
             page.get_by_text("Run ID:").first.wait_for(timeout=180_000)
             run_ids = page.locator("tr", has_text="Run ID").first.inner_text().split()
-            shown = {key: metric_row(page, key) for key in ("param_count", "test_model_rmse")}
-            # The page scrolls inside its own pane: bring the metrics into the picture.
-            page.get_by_text("test_model_rmse", exact=True).first.scroll_into_view_if_needed()
-            shot = tmp_path / "mlflow-compare.png"
+            shown = {key: metric_row(page, key)[0] for key in ("param_count", "test_model_rmse")}
+            # The picture comes from a fresh load of the page, its metrics grid unscrolled:
+            # scrolled programmatically, the grid's names half does not always follow its
+            # values half, and a picture must not pair a name with another row's values.
+            page.reload()
+            grid = page.locator("div.ReactVirtualized__Grid").nth(1)
+            grid.wait_for(timeout=180_000)
+            grid.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            shot = out / "mlflow-compare.png"
             page.screenshot(path=str(shot))
         finally:
             browser.close()
@@ -108,4 +122,4 @@ def test_compare_page_shows_both_runs(project: Path, tmp_path: Path) -> None:
     assert run_ids[-2:] == ids
     assert shown["param_count"] == ["30651", "12705"]
     assert shown["test_model_rmse"] == [format_metric(metric[(r, "test_model_rmse")]) for r in ids]
-    assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+    return shot
