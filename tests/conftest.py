@@ -37,7 +37,9 @@ def tracked_files() -> list[str]:
     """The project's files as a fresh clone would have them (tracked + new, not ignored)."""
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
+    # dvc.lock is the developer's own pipeline state, not part of a fresh clone.
+    return [line for line in out.splitlines()
+            if line and line != "dvc.lock" and (ROOT / line).is_file()]
 
 
 def write_params(workdir: Path, params: dict[str, Any]) -> None:
