@@ -24,7 +24,8 @@ venv: $(STAMP)
 repro: venv
 	dvc repro
 
-test: venv
+# The browser test needs Debian's chromium: installed here by browser-deps (apt, root/sudo).
+test: venv browser-deps
 	pytest
 
 test-fast: venv
