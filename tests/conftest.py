@@ -57,19 +57,23 @@ def project_env(workdir: Path, store: Path | None = None) -> dict[str, str]:
     return env
 
 
+def new_project(dest: Path, params: dict[str, Any] | None = None) -> Path:
+    """A git-initialised copy of the project (as a fresh clone has it) with tiny params."""
+    for rel in tracked_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    write_params(dest, params or TINY_PARAMS)
+    env = project_env(dest)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     """A git-initialised copy of the project with tiny params, committed, DVC ready."""
-    work = tmp_path / "project"
-    for rel in tracked_files():
-        dst = work / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dst)
-    write_params(work, TINY_PARAMS)
-    env = project_env(work)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
-    yield work
+    yield new_project(tmp_path / "project")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600

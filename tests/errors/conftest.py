@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TINY_PARAMS, project_env, run, tracked_files, write_params
+from tests.conftest import TINY_PARAMS, new_project, project_env, run
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIRS = ("data", "models", "reports")
@@ -36,17 +36,12 @@ def params_with(**dotted: Any) -> dict[str, Any]:
     return params
 
 
-def new_project(dest: Path, params: dict[str, Any] | None = None) -> Path:
-    """A git-initialised copy of the project (as a fresh clone has it) with tiny params."""
-    for rel in tracked_files():
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
-    write_params(dest, params or TINY_PARAMS)
-    env = project_env(dest)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
-    return dest
+def with_windows(project: Path) -> Path:
+    """Run download and preprocess in `project`, so `train` reaches MLflow in seconds."""
+    for name in ("download", "preprocess"):
+        made = stage(project, name, project_env(project))
+        assert made.returncode == 0, made.stderr
+    return project
 
 
 def snapshot(root: Path, dirs: tuple[str, ...] = OUTPUT_DIRS) -> dict[str, bytes]:

@@ -35,6 +35,7 @@ from tests.errors.conftest import (
     snapshot,
     stage,
     start_and_signal,
+    with_windows,
 )
 
 # --- atomic writes, in process --------------------------------------------------------------
@@ -103,11 +104,7 @@ runpy.run_module("stages.download", run_name="__main__", alter_sys=True)
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    project = new_project(tmp_path_factory.mktemp("artifacts") / "project")
-    for name in ("download", "preprocess"):
-        made = stage(project, name, project_env(project))
-        assert made.returncode == 0, made.stderr
-    yield project
+    yield with_windows(new_project(tmp_path_factory.mktemp("artifacts") / "project"))
 
 
 def test_disk_full_during_download_leaves_nothing_partial(proj: Path) -> None:

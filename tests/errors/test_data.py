@@ -16,7 +16,14 @@ import yaml
 from stages.errors import DataError
 from stages.prices import MAX_CSV_BYTES, read_price_csv
 from tests.conftest import project_env
-from tests.errors.conftest import assert_one_line_error, new_project, params_with, snapshot, stage
+from tests.errors.conftest import (
+    assert_one_line_error,
+    new_project,
+    params_with,
+    snapshot,
+    stage,
+    with_windows,
+)
 
 START = dt.date(2022, 1, 1)
 
@@ -82,11 +89,7 @@ finally:
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project with download and preprocess outputs already made."""
-    project = new_project(tmp_path_factory.mktemp("data") / "project")
-    for name in ("download", "preprocess"):
-        made = stage(project, name, project_env(project))
-        assert made.returncode == 0, made.stderr
-    yield project
+    yield with_windows(new_project(tmp_path_factory.mktemp("data") / "project"))
 
 
 def use_csv(project: Path, content: str | bytes, **overrides: object) -> Path:

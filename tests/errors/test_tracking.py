@@ -29,6 +29,7 @@ from tests.errors.conftest import (
     snapshot,
     stage,
     start_and_signal,
+    with_windows,
 )
 
 
@@ -40,11 +41,7 @@ def runs(store: Path) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def windows_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project with download and preprocess done: `train` reaches MLflow in seconds."""
-    project = new_project(tmp_path_factory.mktemp("tracking") / "project")
-    for name in ("download", "preprocess"):
-        made = stage(project, name, project_env(project))
-        assert made.returncode == 0, made.stderr
-    yield project
+    yield with_windows(new_project(tmp_path_factory.mktemp("tracking") / "project"))
 
 
 def test_unreachable_server_fails_fast(windows_ready: Path) -> None:
