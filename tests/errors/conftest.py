@@ -36,9 +36,10 @@ def params_with(**dotted: Any) -> dict[str, Any]:
     return params
 
 
-def with_windows(project: Path) -> Path:
-    """Run download and preprocess in `project`, so `train` reaches MLflow in seconds."""
-    for name in ("download", "preprocess"):
+def with_outputs(project: Path, *names: str) -> Path:
+    """Run the given stages (download and preprocess by default) in `project`; with
+    windows ready, `train` reaches MLflow in seconds."""
+    for name in names or ("download", "preprocess"):
         made = stage(project, name, project_env(project))
         assert made.returncode == 0, made.stderr
     return project

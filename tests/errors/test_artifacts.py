@@ -35,7 +35,7 @@ from tests.errors.conftest import (
     snapshot,
     stage,
     start_and_signal,
-    with_windows,
+    with_outputs,
 )
 
 # --- atomic writes, in process --------------------------------------------------------------
@@ -104,7 +104,7 @@ runpy.run_module("stages.download", run_name="__main__", alter_sys=True)
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield with_windows(new_project(tmp_path_factory.mktemp("artifacts") / "project"))
+    yield with_outputs(new_project(tmp_path_factory.mktemp("artifacts") / "project"))
 
 
 def test_disk_full_during_download_leaves_nothing_partial(proj: Path) -> None:

@@ -22,7 +22,7 @@ from tests.errors.conftest import (
     params_with,
     snapshot,
     stage,
-    with_windows,
+    with_outputs,
 )
 
 START = dt.date(2022, 1, 1)
@@ -89,7 +89,7 @@ finally:
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project with download and preprocess outputs already made."""
-    yield with_windows(new_project(tmp_path_factory.mktemp("data") / "project"))
+    yield with_outputs(new_project(tmp_path_factory.mktemp("data") / "project"))
 
 
 def use_csv(project: Path, content: str | bytes, **overrides: object) -> Path:

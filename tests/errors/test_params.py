@@ -18,6 +18,7 @@ from tests.errors.conftest import (
     params_with,
     snapshot,
     stage,
+    with_outputs,
 )
 
 P = params_with  # short alias for the table below
@@ -58,10 +59,7 @@ CASES: list[tuple[str, dict[str, Any] | str, int, tuple[str, ...]]] = [
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One project with download outputs already made; each case rewrites params.yaml."""
-    project = new_project(tmp_path_factory.mktemp("params") / "project")
-    made = stage(project, "download", project_env(project))
-    assert made.returncode == 0, made.stderr
-    yield project
+    yield with_outputs(new_project(tmp_path_factory.mktemp("params") / "project"), "download")
 
 
 @pytest.mark.parametrize(("case", "params", "code", "words"), CASES, ids=[c[0] for c in CASES])

@@ -29,7 +29,7 @@ from tests.errors.conftest import (
     snapshot,
     stage,
     start_and_signal,
-    with_windows,
+    with_outputs,
 )
 
 
@@ -41,7 +41,7 @@ def runs(store: Path) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def windows_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project with download and preprocess done: `train` reaches MLflow in seconds."""
-    yield with_windows(new_project(tmp_path_factory.mktemp("tracking") / "project"))
+    yield with_outputs(new_project(tmp_path_factory.mktemp("tracking") / "project"))
 
 
 def test_unreachable_server_fails_fast(windows_ready: Path) -> None:

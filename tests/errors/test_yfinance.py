@@ -25,7 +25,14 @@ from stages.errors import SourceEmptyError, SourceUnavailableError
 from stages.prices import normalize_yahoo_frame
 from tests.conftest import project_env
 from tests.errors import fake_yahoo
-from tests.errors.conftest import assert_one_line_error, new_project, params_with, snapshot, stage
+from tests.errors.conftest import (
+    assert_one_line_error,
+    new_project,
+    params_with,
+    snapshot,
+    stage,
+    with_outputs,
+)
 
 START, END = dt.date(2022, 1, 1), dt.date(2022, 3, 1)
 
@@ -157,10 +164,7 @@ def test_normalize_without_close_is_a_clear_error() -> None:
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    project = new_project(tmp_path_factory.mktemp("yahoo") / "project")
-    made = stage(project, "download", project_env(project))
-    assert made.returncode == 0, made.stderr
-    yield project
+    yield with_outputs(new_project(tmp_path_factory.mktemp("yahoo") / "project"), "download")
 
 
 def run_download(project: Path, source: str, fake: dict[str, object], ticker: str = "ETH-USD"
