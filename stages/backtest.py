@@ -1,6 +1,7 @@
 """Rolling-origin, recursive multi-day forecasts: the model's and the baselines', in price
-units, from every origin of a split. No TensorFlow here: the model comes in as a
-`predict` callable, so tests can pass a plain function.
+units, from every origin of a split. No TensorFlow here: the model comes in as the trained
+network read by stages.network (the stages' path), or as any `predict` callable (Keras's,
+in tests and the benchmark, or a plain function).
 
 An origin `o` is the last known day. Its forecast for day `o + h` (h = 1..horizon) is
 made recursively: the network sees the `window` model values up to `o`, predicts `o + 1`,
@@ -18,10 +19,15 @@ import pandas as pd
 
 from stages import baselines
 from stages.errors import DataError
+from stages.network import Network
+from stages.network import recursive_forecast as shared_recursive_forecast
 from stages.windows import Float32Array, FloatArray, MinMaxScaler, Target, first_valid, to_prices
 
 # One batched forward pass: (n, window, 1) float32 in, n predictions (scaled) out.
 Predict = Callable[[Float32Array], np.ndarray]
+# What the stages forecast with: the NumPy network (shared-prefix recursion), or a callable
+# (one full forward pass per step).
+Model = Network | Predict
 
 
 def keras_predict(model: object) -> Predict:
@@ -90,12 +96,20 @@ def actual_matrix(close: FloatArray, origins: np.ndarray, horizon: int, stop: in
     return out
 
 
-def model_forecasts(predict: Predict, scaled: FloatArray, close: FloatArray, origins: np.ndarray,
+def recursive_model_forecast(model: Model, scaled: FloatArray, origins: np.ndarray, window: int,
+                             horizon: int) -> FloatArray:
+    """(n_origins, horizon) recursive forecasts in model units, from `scaled[:o + 1]` each."""
+    if isinstance(model, Network):
+        return shared_recursive_forecast(model, scaled, origins, window, horizon)
+    return recursive_forecast(model, input_windows(scaled, origins, window), horizon)
+
+
+def model_forecasts(model: Model, scaled: FloatArray, close: FloatArray, origins: np.ndarray,
                     window: int, horizon: int, scaler: MinMaxScaler, target: Target) -> FloatArray:
     """The model's recursive forecasts from every origin, rebuilt as prices."""
     if np.asarray(origins).size and int(np.min(origins)) - window + 1 < first_valid(target):
         raise ValueError("an origin's window reaches before the first valid model value")
-    raw = recursive_forecast(predict, input_windows(scaled, origins, window), horizon)
+    raw = recursive_model_forecast(model, scaled, origins, window, horizon)
     last = np.asarray(close, dtype=np.float64)[np.asarray(origins, dtype=np.int64)]
     return to_prices(scaler.inverse(raw), last, target)
 

@@ -14,10 +14,11 @@ import pandas as pd
 
 from stages import atomic, paths
 from stages.artifacts import read_json, read_series
-from stages.backtest import Predict, input_windows, recursive_forecast
+from stages.backtest import Model, recursive_model_forecast
 from stages.cli import run_stage
 from stages.errors import ArtifactError
 from stages.intervals import band, recent_volatility
+from stages.network import load_network
 from stages.params import load_params
 from stages.report import ReportContext, levels, render_chart, render_html, render_markdown
 from stages.windows import MinMaxScaler, Target, to_prices
@@ -47,13 +48,13 @@ def band_widths(metrics: dict[str, Any], horizon: int, close: np.ndarray) -> dic
     return out
 
 
-def forecast_frame(predict: Predict, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
+def forecast_frame(model: Model, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
                    window: int, horizon: int, widths: dict[str, np.ndarray]) -> pd.DataFrame:
     """The next `horizon` days after the last date: forecast and (lower, upper) per level."""
     close = series["close"].to_numpy(dtype=np.float64)
     last = np.array([close.size - 1])
-    scaled = recursive_forecast(predict, input_windows(series["scaled"].to_numpy(), last, window),
-                                horizon)
+    scaled = recursive_model_forecast(model, series["scaled"].to_numpy(dtype=np.float64), last,
+                                      window, horizon)
     prices = to_prices(scaler.inverse(scaled), close[last], target)[0]
     days = pd.date_range(series.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
     fc = pd.DataFrame({"forecast": prices}, index=days.rename("date"))
@@ -70,18 +71,17 @@ def main() -> None:
     scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
     series = read_series()
 
+    net = load_network(paths.MODEL)
+
     import mlflow
 
     from stages import tracking
-    from stages.backtest import keras_predict
-    from stages.model import load_model
 
-    model = load_model(paths.MODEL)
     cfg = params.forecast
     with tracking.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
         tracking.tag_stage_params(params, "forecast")
         widths = band_widths(metrics, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
-        fc = forecast_frame(keras_predict(model), series, scaler, params.preprocess.target,
+        fc = forecast_frame(net, series, scaler, params.preprocess.target,
                             params.preprocess.window, cfg.horizon, widths)
         commit, dirty = tracking.git_commit()
         ticker = str(meta.get("ticker", "?"))

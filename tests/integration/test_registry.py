@@ -36,7 +36,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
 
     import mlflow
 
-    from stages.forecast import recursive_forecast
+    from stages.backtest import recursive_forecast
     from stages.model import load_model
     from stages.windows import MinMaxScaler
 
