@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from stages.metrics import mae, mape, rmse, summary
@@ -59,6 +60,17 @@ def test_score_skips_targets_beyond_the_split() -> None:
 
 
 def test_sklearn_agrees_with_the_textbook_formulas() -> None:
+    from sklearn.metrics import (
+        mean_absolute_error,
+        mean_absolute_percentage_error,
+        mean_squared_error,
+    )
+
+    rng = np.random.default_rng(4)
+    a, p = rng.uniform(50, 150, 300), rng.uniform(50, 150, 300)
+    assert rmse(a, p) == pytest.approx(math.sqrt(mean_squared_error(a, p)), rel=1e-12)
+    assert mae(a, p) == pytest.approx(mean_absolute_error(a, p), rel=1e-12)
+    assert mape(a, p) == pytest.approx(mean_absolute_percentage_error(a, p) * 100, rel=1e-12)
     actual, predicted = [3.0, -0.5, 2.0, 7.0], [2.5, 0.0, 2.0, 8.0]
     assert rmse(actual, predicted) == pytest.approx(math.sqrt((0.25 + 0.25 + 0 + 1) / 4))
     assert mae(actual, predicted) == pytest.approx(0.5)
