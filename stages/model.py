@@ -21,33 +21,9 @@ LECTURE_UNITS = (50, 50)
 LECTURE_PARAM_COUNT = 30_651
 
 
-def use_xla_cache() -> Path | None:
-    """Keep XLA's compiled training step in `<repo>/.dvc/tmp/xla-cache` across runs.
-
-    Compiling the step costs ~5 s of every training (bench/speed.py: first epoch ~10 s cold,
-    ~6 s from the cache). The cache is keyed by the computation and the device, so a run
-    that finds its entry executes exactly what a fresh compile would produce; a new window,
-    batch size or network simply adds an entry. Queued experiments share it through the
-    repository root. Leaves a `tf_xla_persistent_cache_directory` you set yourself alone.
-    Must run before the first XLA compilation in the process.
-    """
-    from stages.paths import project_root
-
-    flags = os.environ.get("TF_XLA_FLAGS", "")
-    if "tf_xla_persistent_cache_directory" in flags:
-        return None
-    dvc_dir = project_root() / ".dvc"
-    if not dvc_dir.is_dir():  # not a DVC project: no cache rather than a stray folder
-        return None
-    cache = dvc_dir / "tmp" / "xla-cache"
-    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache}".strip()
-    return cache
-
-
 def configure_tensorflow(seed: int) -> None:
     """Seeds and deterministic ops: the same params and data give the same weights."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    use_xla_cache()
     import keras
     import tensorflow as tf
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -74,56 +73,3 @@ def test_corrupt_model_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
 def test_missing_model_says_which_stage(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="dvc repro train"):
         load_model(tmp_path / "model.keras")
-
-
-_CACHED_FIT = """
-import hashlib, sys
-import numpy as np
-sys.path.insert(0, {root!r})
-from stages.model import build_model, configure_tensorflow
-configure_tensorflow(3)
-rng = np.random.default_rng(0)
-x = rng.random((70, 8, 1), dtype=np.float32)
-model = build_model(window=8, units=(4, 4), learning_rate=1e-2, jit_compile=True,
-                    steps_per_execution=5)
-model.fit(x, x[:, -1, 0] * 0.9, epochs=2, batch_size=16, verbose=0)
-print(hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest())
-"""
-
-
-def test_xla_cache_lives_in_dvc_tmp_and_a_cache_hit_trains_the_same(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    (tmp_path / ".dvc").mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_XLA_FLAGS", "DVC_ROOT")}
-    code = _CACHED_FIT.format(root=str(Path(__file__).resolve().parents[2]))
-
-    def fit() -> str:
-        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout.split()[-1]
-
-    cold = fit()
-    cache = tmp_path / ".dvc" / "tmp" / "xla-cache"
-    entries = sorted(p.name for p in cache.iterdir())
-    assert entries, "the first run left no compiled step in the cache"
-    assert fit() == cold  # the run that loads the compiled step ends with the same weights
-    assert sorted(p.name for p in cache.iterdir()) == entries  # a hit adds nothing
-
-
-def test_xla_cache_respects_the_users_flags_and_non_dvc_folders(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stages.model import use_xla_cache
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
-    assert use_xla_cache() is None  # no .dvc here: no stray folder
-    (tmp_path / ".dvc").mkdir()
-    assert use_xla_cache() == tmp_path.resolve() / ".dvc" / "tmp" / "xla-cache"
-    assert os.environ["TF_XLA_FLAGS"].startswith("--tf_xla_auto_jit=0 --tf_xla_persistent_cache")
-    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_persistent_cache_directory=/elsewhere")
-    assert use_xla_cache() is None
-    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_persistent_cache_directory=/elsewhere"
