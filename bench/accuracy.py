@@ -83,7 +83,7 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
         with sqlite3.connect(work / "mlflow.db") as db:
             timing = dict(db.execute(
                 "select key, value from latest_metrics where run_uuid=? and key in "
-                "('backtest_seconds', 'backtest_vs_one_pass', 'train_seconds')",
+                "('backtest_seconds', 'train_seconds')",
                 (info["run_id"],)).fetchall())
     finally:
         if not keep:
