@@ -399,7 +399,7 @@ def table(r: dict[str, Any]) -> str:
             f"{s['wall_s']:.1f} / {s['cpu_s']:.1f} / {s['peak_rss_mb']:.0f}")
     row("cold dvc repro total s", f"{rp['cold_s']:.1f}")
     cr = rp["cold_s"] / train_s
-    row("  ratio cold repro / train stage", f"{cr:.2f}x", "<= 1.3x", cr <= TARGETS["repro_vs_train"])
+    row("  ratio cold repro / train stage", f"{cr:.3f}x", "<= 1.3x", cr <= TARGETS["repro_vs_train"])
     for name, mods in rp["heavy_imports"].items():
         tf = [m for m in mods if m in ("tensorflow", "keras")]
         row(f"  {name} imports (of TF, Keras, MLflow, yfinance, matplotlib)", ", ".join(mods) or "none",
