@@ -232,24 +232,23 @@ def recursive_forecast(net: Network, values: FloatArray, origins: np.ndarray, wi
     if not np.all(np.isfinite(real)):
         raise DataError("a backtest window holds missing values — rerun `dvc repro -f preprocess`")
 
-    # Prefix lengths the steps need: window - h for h < window (longer horizons see only
-    # their own predictions and start from the zero state).
-    lengths = [window - h for h in range(min(horizon, window))]
-    shortest = lengths[-1]
+    # Steps h < window start from a real-data prefix of length window - h; later ones see
+    # only their own predictions and start from the zero state.
+    shared = min(horizon, window)
     first_start = int(idx.min()) - window + 1
-    starts = np.arange(first_start, int(idx.max()) - window + 1 + len(lengths))
+    starts = np.arange(first_start, int(idx.max()) - window + 1 + shared)
     # One pass over `window` steps from every start. Nothing after the last origin is read:
     # zeros stand in for it, and they only reach states no origin uses (a prefix ending at
     # origin o stops at o).
     padded = np.zeros(starts[-1] + window, dtype=np.float32)
     padded[first_start: idx.max() + 1] = real
     x = np.lib.stride_tricks.sliding_window_view(padded, window)[starts]  # (starts, window)
-    _, kept = net.run(x, keep=range(shortest, window + 1))
-    out[:, 0] = net.head(kept[window])[idx - window + 1 - first_start]
+    _, kept = net.run(x, keep=range(window - shared + 1, window + 1))
+    row = idx - int(idx.min())  # origin o's step-0 start; step h starts h rows later
+    out[:, 0] = net.head(kept[window])[row]
     for h in range(1, horizon):
         if h < window:
-            rows = idx - window + 1 + h - first_start
-            st: State = [(hh[rows], cc[rows]) for hh, cc in kept[window - h]]
+            st: State = [(hh[row + h], cc[row + h]) for hh, cc in kept[window - h]]
             fed = out[:, :h]
         else:
             st = net.zero_state(n)
