@@ -27,14 +27,13 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.helpers import tracked_files  # noqa: E402  (one definition of a fresh clone's files)
+
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
 GOAL = "skill h1 <= 1.00, MASE <= 1.0 at every horizon, 80% band coverage 75-85%"
 
 
-def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
 
 
 def _set(params: dict[str, Any], assignment: str) -> None:

@@ -3,15 +3,15 @@
 In a temporary workspace (a git-initialised copy of the project's files, `download.source:
 csv`, MLflow in a temporary SQLite store) this measures, in one run:
 
-- train s/epoch of the project's `stages.train.train` vs a plain-Keras reference written
-  here (same network, same windows, `model.fit` on numpy arrays, batch 32, default
+- train s/epoch of the project's `fit_network` (crypto_forecast.model.training) vs a
+  plain-Keras reference written (same network, same windows, `model.fit` on numpy arrays, batch 32, default
   settings), each in a fresh process, interleaved, median of several, with the final
   validation loss of each so speed never comes from learning less;
 - a cold `dvc repro` split by stage (wall time and peak RSS of each stage command, measured
   by /usr/bin/time around it) and its ratio to the train stage; a no-op `dvc repro`;
 - start-up of `python -m stages.download` / `stages.preprocess` on a tiny input vs
   `python -c pass`, and whether they import TensorFlow, Keras or MLflow;
-- the evaluation backtest as evaluate runs it (`stages.network.recursive_forecast`, 1..H
+- the evaluation backtest as evaluate runs it (`crypto_forecast.model.numpy_net.shared_prefix_forecast`, 1..H
   days from every test origin) vs one batched `model.predict` over the same windows, one
   pass of the same NumPy engine, and one compiled TensorFlow pass;
 - which heavy packages evaluate and forecast import (they must not import TensorFlow).
@@ -43,6 +43,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.helpers import tracked_files  # noqa: E402  (one definition of a fresh clone's files)
+
 DEFAULT_CSV = (ROOT / ".." / "shared" / "data" / "ETH-USD.csv").resolve()
 STAGES = ("download", "preprocess", "train", "evaluate", "forecast")
 HEAVY = ("tensorflow", "keras", "mlflow", "yfinance", "matplotlib")
@@ -53,10 +56,6 @@ TARGETS = {
 
 
 # --------------------------------------------------------------------------- workspace
-def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
 
 
 def make_env(work: Path) -> dict[str, str]:
@@ -137,15 +136,15 @@ def _weights_digest(model: Any) -> str:
 def worker_train(kind: str, epochs: int) -> dict[str, Any]:
     """One training in this (fresh) process: the project's code or the plain reference."""
     sys.path.insert(0, os.getcwd())
-    from stages.artifacts import read_windows
-    from stages.params import load_params
+    from crypto_forecast.io.artifacts import read_windows
+    from crypto_forecast.params import load_params
 
     params = load_params()
     arrays = read_windows()
     if kind == "project":
         import mlflow
 
-        from stages.train import train
+        from crypto_forecast.model.training import fit_network
 
         # Fixed epochs (no early stop) so both sides do the same amount of work.
         params = params.model_copy(update={"train": params.train.model_copy(
@@ -154,7 +153,7 @@ def worker_train(kind: str, epochs: int) -> dict[str, Any]:
         mlflow.set_experiment("bench-speed")
         with mlflow.start_run(run_name="bench-project"):
             t0 = time.perf_counter()
-            model, history = train(params, arrays, extra_callbacks=[timer.callback])
+            model, history = fit_network(params, arrays, [timer.callback])
             total = time.perf_counter() - t0
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -186,13 +185,18 @@ def worker_backtest(repeats: int) -> dict[str, Any]:
     sys.path.insert(0, os.getcwd())
     import numpy as np
 
-    from stages import paths
-    from stages.artifacts import read_series
-    from stages.backtest import input_windows, keras_predict, recursive_forecast, split_origins
-    from stages.model import load_model
-    from stages.network import load_network
-    from stages.network import recursive_forecast as shared_forecast
-    from stages.params import load_params
+    from crypto_forecast.evaluation.backtest import (
+        feedback_forecast,
+        input_windows,
+        split_origins,
+    )
+    from crypto_forecast.io import paths
+    from crypto_forecast.io.artifacts import read_series
+    from crypto_forecast.model.numpy_net import load_network
+    from crypto_forecast.model.numpy_net import shared_prefix_forecast as shared_forecast
+    from crypto_forecast.params import load_params
+    from tests.helpers import keras_predict
+    from tests.helpers import load_keras_model as load_model
 
     params = load_params()
     horizon, window = params.evaluate.horizon, params.preprocess.window
@@ -215,7 +219,7 @@ def worker_backtest(repeats: int) -> dict[str, Any]:
     t = time.perf_counter()
     shared = shared_forecast(net, scaled, origins, window, horizon)
     first_backtest = time.perf_counter() - t
-    same = np.max(np.abs(shared - recursive_forecast(predict, x, horizon)))
+    same = np.max(np.abs(shared - feedback_forecast(predict, x, horizon)))
     rows: dict[str, list[float]] = {"backtest": [], "numpy_pass": [], "keras_predict": [],
                                     "tf_graph_pass": [], "tf_per_step_backtest": []}
     timed(lambda: model.predict(x3, batch_size=len(x3), verbose=0))
@@ -225,7 +229,7 @@ def worker_backtest(repeats: int) -> dict[str, Any]:
         rows["numpy_pass"].append(timed(lambda: net.predict(x)))
         rows["keras_predict"].append(timed(lambda: model.predict(x3, batch_size=len(x3), verbose=0)))
         rows["tf_graph_pass"].append(timed(lambda: predict(x3)))
-        rows["tf_per_step_backtest"].append(timed(lambda: recursive_forecast(predict, x, horizon)))
+        rows["tf_per_step_backtest"].append(timed(lambda: feedback_forecast(predict, x, horizon)))
     return {"origins": len(origins), "horizon": horizon, "network_load_s": load_s,
             "first_backtest_s": first_backtest, "max_abs_diff_vs_keras_recursion": float(same),
             **{k: statistics.median(v) for k, v in rows.items()}}
@@ -287,7 +291,7 @@ def _import_costs(stderr: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
-        if m and m.group(3) in ("numpy", "pandas", "pydantic", "yaml", "stages.params"):
+        if m and m.group(3) in ("numpy", "pandas", "pydantic", "yaml", "crypto_forecast.params"):
             out[m.group(3)] = int(m.group(1)) / 1e6
     return out
 

@@ -1,1 +1,1 @@
-"""Crypto price forecasting pipeline: one module per DVC stage plus a few shared modules."""
+"""The pipeline's entry points, one per DVC stage: read params, call crypto_forecast, write outputs."""

@@ -7,60 +7,22 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from stages import atomic, paths
-from stages.artifacts import read_json, read_series
-from stages.backtest import Model, recursive_model_forecast
-from stages.cli import run_stage
-from stages.errors import ArtifactError
-from stages.intervals import band, recent_volatility
-from stages.network import load_network
-from stages.params import load_params
-from stages.report import ReportContext, levels, render_chart, render_html, render_markdown
-from stages.windows import MinMaxScaler, Target, to_prices
+from crypto_forecast.cli import run_stage
+from crypto_forecast.data.series import MinMaxScaler
+from crypto_forecast.io import atomic, paths
+from crypto_forecast.io.artifacts import read_json, read_series
+from crypto_forecast.model.numpy_net import load_network
+from crypto_forecast.params import load_params
+from crypto_forecast.report.render import ReportContext, render_chart, render_html, render_markdown
+from crypto_forecast.serving.forecaster import band_widths, forecast_frame
 
 log = logging.getLogger("stages.forecast")
 
 # The params.yaml sections this stage reads (dvc.yaml declares exactly these).
 PARAM_SECTIONS = ("preprocess", "forecast", "mlflow")
-
-
-def band_widths(metrics: dict[str, Any], horizon: int, close: np.ndarray) -> dict[str, np.ndarray]:
-    """Per level name, the log half-width of the band for h = 1..horizon from the last day:
-    evaluate's calibrated quantile, times the recent volatility if it scaled by it."""
-    days = int(metrics["intervals"].get("volatility_days") or 0)
-    unit = float(recent_volatility(close, [close.size - 1], days)[0]) if days else 1.0
-    out: dict[str, np.ndarray] = {}
-    for name in levels(metrics):
-        entry = metrics["intervals"][name]
-        try:
-            out[name] = unit * np.array([float(entry[f"h{h}"]["score_quantile"])
-                                         for h in range(1, horizon + 1)])
-        except KeyError:
-            raise ArtifactError(
-                f"{paths.METRICS} has no {name}% band for {horizon} days ahead — rerun "
-                "`dvc repro evaluate` (forecast.horizon must not exceed evaluate.horizon)"
-            ) from None
-    return out
-
-
-def forecast_frame(model: Model, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
-                   window: int, horizon: int, widths: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The next `horizon` days after the last date: forecast and (lower, upper) per level."""
-    close = series["close"].to_numpy(dtype=np.float64)
-    last = np.array([close.size - 1])
-    scaled = recursive_model_forecast(model, series["scaled"].to_numpy(dtype=np.float64), last,
-                                      window, horizon)
-    prices = to_prices(scaler.inverse(scaled), close[last], target)[0]
-    days = pd.date_range(series.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
-    fc = pd.DataFrame({"forecast": prices}, index=days.rename("date"))
-    for name, q in widths.items():
-        fc[f"lower_{name}"], fc[f"upper_{name}"] = band(prices, q)
-    return fc
 
 
 def main() -> None:
@@ -75,15 +37,16 @@ def main() -> None:
 
     import mlflow
 
-    from stages import tracking
+    from crypto_forecast.tracking import runs
+    from crypto_forecast.tracking.provenance import git_commit
 
     cfg = params.forecast
-    with tracking.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
-        tracking.tag_stage_params(params, "forecast")
+    with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
+        runs.tag_stage_params(params, "forecast")
         widths = band_widths(metrics, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
-        fc = forecast_frame(net, series, scaler, params.preprocess.target,
-                            params.preprocess.window, cfg.horizon, widths)
-        commit, dirty = tracking.git_commit()
+        fc = forecast_frame(net, series, scaler, target=params.preprocess.target,
+                            window=params.preprocess.window, horizon=cfg.horizon, widths=widths)
+        commit, dirty = git_commit()
         ticker = str(meta.get("ticker", "?"))
         ctx = ReportContext(
             ticker=ticker, source_used=str(meta.get("source_used", "?")),

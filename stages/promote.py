@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from stages.cli import run_stage
-from stages.params import load_params
+from crypto_forecast.cli import run_stage
+from crypto_forecast.params import load_params
 
 log = logging.getLogger("stages.promote")
 
@@ -28,10 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from stages import tracking
+    from crypto_forecast.tracking import registry
 
-    name = args.model or tracking.registered_model_name(load_params().download.ticker)
-    version = tracking.promote(name, run_id=args.run, version=args.version, alias=args.alias)
+    name = args.model or registry.registered_model_name(load_params().download.ticker)
+    version = registry.promote(name, run_id=args.run, version=args.version, alias=args.alias)
     log.info("%s@%s -> version %d (load it as models:/%s@%s)", name, args.alias, version,
              name, args.alias)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.errors import DataError
-from stages.prices import normalize_yahoo_frame, read_price_csv, to_csv_bytes, validate_prices
+from crypto_forecast.data.prices import normalize_yahoo_frame, read_price_csv, to_csv_bytes, validate_prices
+from crypto_forecast.errors import DataError
 
 
 def _days(n: int, tz: str | None = None) -> pd.DatetimeIndex:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TINY_PARAMS, new_project, project_env, run
+from tests.helpers import TINY_PARAMS, new_project, project_env, run
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIRS = ("data", "models", "reports")

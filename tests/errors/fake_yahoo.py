@@ -174,13 +174,14 @@ HARNESS = """
 import datetime, json, sys
 import yfinance.data
 import stages.download as d
+import crypto_forecast.data.yahoo as y
 from tests.errors import fake_yahoo as f
 f.reset_yfinance()
 kw = json.loads(sys.argv[1])
 listed = kw.get("listed", {"ETH-USD": "2017-11-09"})
 kw["listed"] = {k: datetime.date.fromisoformat(v) for k, v in listed.items()}
 yfinance.data.new_session = lambda: f.FakeYahooSession(**kw)
-d.BACKOFF_SECONDS = 0.01
-from stages.cli import run_stage
+y.BACKOFF_SECONDS = 0.01
+from crypto_forecast.cli import run_stage
 run_stage("download", d.main)
 """

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import atomic
-from stages.errors import StorageError
-from tests.conftest import TINY_PARAMS, project_env, run
+from crypto_forecast.errors import StorageError
+from crypto_forecast.io import atomic
 from tests.errors.conftest import (
     assert_no_temp_files,
     assert_one_line_error,
@@ -37,6 +36,7 @@ from tests.errors.conftest import (
     start_and_signal,
     with_outputs,
 )
+from tests.helpers import TINY_PARAMS, project_env, run
 
 # --- atomic writes, in process --------------------------------------------------------------
 

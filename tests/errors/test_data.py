@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.errors import DataError
-from stages.prices import MAX_CSV_BYTES, read_price_csv
-from tests.conftest import project_env
+from crypto_forecast.data.prices import MAX_CSV_BYTES, read_price_csv
+from crypto_forecast.errors import DataError
 from tests.errors.conftest import (
     assert_one_line_error,
     new_project,
@@ -24,6 +23,7 @@ from tests.errors.conftest import (
     stage,
     with_outputs,
 )
+from tests.helpers import project_env
 
 START = dt.date(2022, 1, 1)
 

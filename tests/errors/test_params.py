@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import project_env
 from tests.errors.conftest import (
     assert_one_line_error,
     new_project,
@@ -20,6 +19,7 @@ from tests.errors.conftest import (
     stage,
     with_outputs,
 )
+from tests.helpers import project_env
 
 P = params_with  # short alias for the table below
 

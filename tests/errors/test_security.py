@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.artifacts import read_windows
-from stages.errors import ArtifactError
-from stages.params import Params
-from tests.conftest import TINY_PARAMS
+from crypto_forecast.errors import ArtifactError, ConfigError
+from crypto_forecast.io.artifacts import read_windows
+from crypto_forecast.params import Params, load_params
 from tests.errors.conftest import SECRETS
+from tests.helpers import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN = Path(__file__).resolve()
-CODE = sorted(p for d in ("stages", "tests", "bench", ".ci") if (ROOT / d).exists()
+CODE = sorted(p for d in ("stages", "crypto_forecast", "tests", "bench", ".ci") if (ROOT / d).exists()
               for p in (ROOT / d).rglob("*.py") if p.resolve() != OWN)
 
 UNSAFE = {
@@ -56,10 +56,14 @@ def test_the_patterns_do_catch_what_they_are_for() -> None:
     assert not re.search(UNSAFE["eval-exec"], "model.evaluate(x)")
 
 
-def test_loaders_are_explicitly_safe() -> None:
-    assert "safe_mode=True" in (ROOT / "stages/model.py").read_text()
-    assert "allow_pickle=False" in (ROOT / "stages/artifacts.py").read_text()
-    assert "yaml.safe_load" in (ROOT / "stages/params.py").read_text()
+def test_params_yaml_cannot_construct_python_objects(tmp_path: Path) -> None:
+    # A YAML tag that would run code under an unsafe loader is refused as invalid YAML.
+    marker = tmp_path / "ran"
+    path = tmp_path / "params.yaml"
+    path.write_text(f'train: !!python/object/apply:os.system ["touch {marker}"]\n')
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(path)
+    assert not marker.exists()
 
 
 def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
@@ -87,17 +91,20 @@ def test_servers_bind_loopback_only() -> None:
 
 
 @pytest.mark.slow
-def test_keras_safe_mode_refuses_code_in_a_model(tmp_path: Path) -> None:
+def test_a_model_carrying_code_is_refused_unrun(tmp_path: Path) -> None:
+    # The stages read `.keras` archives as JSON + HDF5 (crypto_forecast.model.numpy_net), so no
+    # code inside one can run; a Lambda layer is named and refused.
     import keras
 
-    from stages.model import load_model
+    from crypto_forecast.model.numpy_net import load_network
 
     inputs = keras.Input(shape=(3,))
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
     path = tmp_path / "model.keras"
     keras.Model(inputs, outputs).save(path)
-    with pytest.raises(ArtifactError, match="is not a readable Keras model"):
-        load_model(path)
+    with pytest.raises(ArtifactError, match=r"is not the stacked-LSTM network this pipeline "
+                       r"trains \(layers: Lambda\)"):
+        load_network(path)
 
 
 @pytest.mark.slow

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.errors import DataError
-from tests.conftest import project_env
+from crypto_forecast.errors import DataError
 from tests.errors.conftest import (
     assert_no_temp_files,
     assert_one_line_error,
@@ -31,6 +30,7 @@ from tests.errors.conftest import (
     start_and_signal,
     with_outputs,
 )
+from tests.helpers import project_env
 
 
 def runs(store: Path) -> list[tuple[str, str]]:
@@ -89,7 +89,7 @@ def temp_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 ])
 def test_stage_run_always_ends_the_run(temp_store: Path, raised: BaseException | None,
                                        status: str) -> None:
-    from stages import tracking
+    from crypto_forecast.tracking import runs as tracking
 
     def body() -> None:
         with tracking.stage_run("tests"):
@@ -109,7 +109,7 @@ def test_stage_run_always_ends_the_run(temp_store: Path, raised: BaseException |
 # A stage whose work is a long sleep, to interrupt at a known point.
 LONG_STAGE = """
 import logging, time
-from stages.cli import run_stage
+from crypto_forecast.cli import run_stage
 def main():
     logging.getLogger("stages.demo").info("working")
     time.sleep(120)
@@ -130,7 +130,7 @@ def test_interrupt_or_terminate_is_one_line(tmp_path: Path, sig: int) -> None:
 
 def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
     """Only `PipelineError`s become one line; anything else is a bug and must show where."""
-    bug = ("from stages.cli import run_stage\n"
+    bug = ("from crypto_forecast.cli import run_stage\n"
            "def main():\n    {}['missing']\n"
            "run_stage('demo', main)\n")
     env = {**project_env(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

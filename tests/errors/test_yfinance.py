@@ -20,10 +20,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.download import MAX_ATTEMPTS, fetch_yahoo
-from stages.errors import SourceEmptyError, SourceUnavailableError
-from stages.prices import normalize_yahoo_frame
-from tests.conftest import project_env
+from crypto_forecast.data.prices import normalize_yahoo_frame
+from crypto_forecast.data.yahoo import MAX_ATTEMPTS, fetch_yahoo
+from crypto_forecast.errors import SourceEmptyError, SourceUnavailableError
 from tests.errors import fake_yahoo
 from tests.errors.conftest import (
     assert_one_line_error,
@@ -33,6 +32,7 @@ from tests.errors.conftest import (
     stage,
     with_outputs,
 )
+from tests.helpers import project_env
 
 START, END = dt.date(2022, 1, 1), dt.date(2022, 3, 1)
 

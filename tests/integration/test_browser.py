@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.conftest import project_env, run
+from tests.helpers import project_env, run
 from tests.integration.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import project_env, run
+from tests.helpers import project_env, run
 
 pytestmark = pytest.mark.slow
 

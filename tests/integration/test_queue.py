@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import project_env, run
+from tests.helpers import project_env, run
 
 pytestmark = pytest.mark.slow
 

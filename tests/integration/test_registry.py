@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import project_env, run
+from tests.helpers import project_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,9 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
 
     import mlflow
 
-    from stages.backtest import recursive_forecast
-    from stages.model import load_model
-    from stages.windows import MinMaxScaler
+    from crypto_forecast.data.series import MinMaxScaler
+    from crypto_forecast.evaluation.backtest import feedback_forecast
+    from tests.helpers import load_keras_model as load_model
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
@@ -55,8 +55,8 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     local = load_model(project / "models/model.keras")
     for got_w, want_w in zip(champion.get_weights(), local.get_weights(), strict=True):
         np.testing.assert_array_equal(got_w, want_w)  # the very same weights
-    from_registry = scaler.inverse(recursive_forecast(champion, last, horizon)[0])
-    from_file = scaler.inverse(recursive_forecast(local, last, horizon)[0])
+    from_registry = scaler.inverse(feedback_forecast(champion, last, horizon)[0])
+    from_file = scaler.inverse(feedback_forecast(local, last, horizon)[0])
     # Keras may run the two through differently compiled kernels (XLA or not): the forecasts
     # then differ by float32 rounding only, far below a cent.
     np.testing.assert_allclose(from_registry, from_file, rtol=1e-5, atol=0)

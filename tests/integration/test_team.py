@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import project_env, run
+from tests.helpers import project_env, run
 from tests.integration.mlflow_server import free_port, mlflow_server
 
 
@@ -49,7 +49,7 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
 
         # The model comes back through the server's artifact proxy, weights and all.
         served = mlflow.tensorflow.load_model("models:/eth-usd-lstm@candidate")
-        from stages.model import load_model
+        from tests.helpers import load_keras_model as load_model
 
         local = load_model(project / "models/model.keras")
         for got_w, want_w in zip(served.get_weights(), local.get_weights(), strict=True):

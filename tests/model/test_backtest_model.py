@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.backtest import keras_predict, model_forecasts, split_origins
-from stages.model import build_model, configure_tensorflow
-from stages.preprocess import split_and_scale
+from crypto_forecast.data.series import split_and_scale
+from crypto_forecast.evaluation.backtest import model_forecasts, split_origins
+from crypto_forecast.model.keras_net import build_model, configure_tensorflow
+from tests.helpers import keras_predict
 
 
 def test_direct_call_matches_predict_and_never_looks_ahead() -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.errors import ArtifactError
-from stages.model import LECTURE_PARAM_COUNT, build_model, configure_tensorflow, load_model
+from crypto_forecast.errors import ArtifactError
+from crypto_forecast.model.keras_net import LECTURE_PARAM_COUNT, build_model, configure_tensorflow
+from crypto_forecast.model.numpy_net import load_network
+from tests.helpers import load_keras_model
 
 
 def test_lecture_network_has_30651_parameters() -> None:
@@ -57,7 +59,7 @@ def test_save_and_safe_load_roundtrip(tmp_path: Path) -> None:
     model = build_model(window=8, units=(4, 4), learning_rate=1e-2)
     path = tmp_path / "model.keras"
     model.save(path)
-    loaded = load_model(path)
+    loaded = load_keras_model(path)
     x = np.linspace(0, 1, 16, dtype=np.float32).reshape(2, 8, 1)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
@@ -67,9 +69,9 @@ def test_corrupt_model_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "model.keras"
     path.write_bytes(content)
     with pytest.raises(ArtifactError, match="dvc checkout models"):
-        load_model(path)
+        load_network(path)
 
 
 def test_missing_model_says_which_stage(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="dvc repro train"):
-        load_model(tmp_path / "model.keras")
+        load_network(tmp_path / "model.keras")

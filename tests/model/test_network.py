@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.backtest import keras_predict, recursive_forecast
-from stages.errors import ArtifactError
-from stages.model import build_model, configure_tensorflow
-from stages.network import load_network
-from stages.network import recursive_forecast as shared_recursive_forecast
+from crypto_forecast.errors import ArtifactError
+from crypto_forecast.evaluation.backtest import feedback_forecast
+from crypto_forecast.model.keras_net import build_model, configure_tensorflow
+from crypto_forecast.model.numpy_net import load_network, shared_prefix_forecast
+from tests.helpers import keras_predict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,8 +50,8 @@ def test_shared_recursion_equals_full_passes(tmp_path: Path, window: int, horizo
     values = np.random.default_rng(1).random(90)
     origins = np.array([window - 1, 20, 21, 22, 40, 41, 60, 89])  # gaps, and the last day
     windows = np.stack([values[o - window + 1: o + 1] for o in origins]).astype(np.float32)
-    expected = recursive_forecast(keras_predict(model), windows, horizon)
-    got = shared_recursive_forecast(net, values, origins, window, horizon)
+    expected = feedback_forecast(keras_predict(model), windows, horizon)
+    got = shared_prefix_forecast(net, values, origins, window, horizon)
     assert got.shape == (origins.size, horizon)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -61,11 +61,11 @@ def test_shared_recursion_never_looks_ahead(tmp_path: Path) -> None:
     net = load_network(path)
     values = np.random.default_rng(2).random(120)
     origins = np.arange(30, 100)
-    before = shared_recursive_forecast(net, values, origins, 10, 7)
+    before = shared_prefix_forecast(net, values, origins, 10, 7)
     k = 35
     later = values.copy()
     later[origins[k] + 1:] = 50.0  # every value after origin k changes
-    after = shared_recursive_forecast(net, later, origins, 10, 7)
+    after = shared_prefix_forecast(net, later, origins, 10, 7)
     np.testing.assert_array_equal(after[: k + 1], before[: k + 1])
     assert not np.allclose(after[k + 1:], before[k + 1:])
 
@@ -99,9 +99,9 @@ def test_evaluate_and_forecast_never_import_tensorflow(tmp_path: Path) -> None:
     code = (
         "import sys, numpy as np\n"
         "import stages.evaluate, stages.forecast\n"
-        "from stages.network import load_network, recursive_forecast\n"
+        "from crypto_forecast.model.numpy_net import load_network, shared_prefix_forecast\n"
         f"net = load_network(__import__('pathlib').Path({str(path)!r}))\n"
-        "recursive_forecast(net, np.linspace(0, 1, 40), np.arange(10, 40), 6, 3)\n"
+        "shared_prefix_forecast(net, np.linspace(0, 1, 40), np.arange(10, 40), 6, 3)\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -6,9 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.backtest import actual_matrix, input_windows, model_forecasts, recursive_forecast, split_origins
-from stages.preprocess import split_and_scale
-from stages.windows import MinMaxScaler, model_series, to_prices
+from crypto_forecast.data.series import MinMaxScaler, model_series, split_and_scale, to_prices
+from crypto_forecast.evaluation.backtest import (
+    actual_matrix,
+    feedback_forecast,
+    input_windows,
+    model_forecasts,
+    split_origins,
+)
 
 
 def _window_mean(x: np.ndarray) -> np.ndarray:
@@ -24,7 +29,7 @@ def test_recursive_forecast_feeds_back_its_own_predictions_in_one_call_per_step(
         calls.append(x.shape[0])
         return (x[:, -1, 0] + x[:, -2, 0]).astype(np.float32)
 
-    out = recursive_forecast(next_is_sum_of_last_two, np.array([[1.0, 1.0, 2.0], [0.0, 1.0, 1.0]]), 4)
+    out = feedback_forecast(next_is_sum_of_last_two, np.array([[1.0, 1.0, 2.0], [0.0, 1.0, 1.0]]), 4)
     np.testing.assert_array_equal(out, [[3, 5, 8, 13], [2, 3, 5, 8]])
     assert calls == [2, 2, 2, 2]  # one batched call per step over all origins
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.baselines import drift, moving_average, persistence, train_drift
+from crypto_forecast.evaluation.baselines import drift, moving_average, persistence, train_drift
 
 CLOSE = np.array([10.0, 12.0, 11.0, 15.0, 14.0, 18.0])
 

@@ -10,29 +10,45 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import paths
-from tests.conftest import ROOT
+from crypto_forecast.io import paths
+from tests.helpers import ROOT
 
 STAGES = ("download", "preprocess", "train", "evaluate", "forecast")
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
+OWN_PACKAGES = ("stages", "crypto_forecast")
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT / name.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
 def _imports(module: str, seen: set[str] | None = None) -> set[str]:
-    """`stages.*` modules imported by `module`, transitively (lazy imports included)."""
+    """The project's own source files that importing `module` executes, transitively (lazy
+    imports and every enclosing package's `__init__.py` included)."""
     seen = set() if seen is None else seen
-    if module in seen:
-        return seen
-    seen.add(module)
-    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
-    for node in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages"):
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names if a.name.startswith("stages")]
-        for name in names:
-            if (ROOT / (name.replace(".", "/") + ".py")).exists():
-                _imports(name, seen)
+    parts = module.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        path = _module_file(name)
+        if path is None or str(path.relative_to(ROOT)) in seen:
+            continue
+        seen.add(str(path.relative_to(ROOT)))
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(OWN_PACKAGES):
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith(OWN_PACKAGES)]
+            for imported in names:
+                if _module_file(imported) is not None:
+                    _imports(imported, seen)
     return seen
 
 
@@ -52,9 +68,8 @@ def test_stage_runs_its_module(name: str) -> None:
 
 @pytest.mark.parametrize("name", STAGES)
 def test_deps_list_every_imported_module(name: str) -> None:
-    needed = {m.replace(".", "/") + ".py" for m in _imports(f"stages.{name}")}
-    needed.add("stages/__init__.py")
-    declared = {d for d in _stage(name)["deps"] if d.startswith("stages/")}
+    needed = _imports(f"stages.{name}")
+    declared = {d for d in _stage(name)["deps"] if d.startswith(OWN_PACKAGES)}
     assert declared == needed
 
 
@@ -80,7 +95,7 @@ def test_every_declared_data_dep_is_some_stage_output() -> None:
             for o in _entries(_stage(name).get(key, []))}
     for name in STAGES:
         for dep in _stage(name)["deps"]:
-            if dep.startswith("stages/"):
+            if dep.startswith(OWN_PACKAGES):
                 assert (ROOT / dep).exists(), dep
             else:
                 assert any(dep == o or dep.startswith(o + "/") for o in outs), dep

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.errors import DataError
-from stages.evaluate import evaluate, mlflow_metrics
-from stages.preprocess import split_and_scale
+from crypto_forecast.data.series import split_and_scale
+from crypto_forecast.errors import DataError
+from crypto_forecast.evaluation.scoring import evaluate, mlflow_metrics
 
 
 def _frame(target: str = "price", n: int = 300):  # type: ignore[no-untyped-def]
@@ -26,7 +26,8 @@ def _last_value(x: np.ndarray) -> np.ndarray:
 
 def test_a_persistence_network_scores_skill_one_everywhere() -> None:
     frame, scaler, _ = _frame()
-    result = evaluate(_last_value, frame, scaler, "price", 10, 4, 5, (0.8, 0.95))
+    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=4,
+                      ma_window=5, levels=(0.8, 0.95))
     m = result.metrics
     bt = m["backtest"]
     assert bt["horizon"] == 4 and bt["origins"] == (frame["split"] == "test").sum()
@@ -63,8 +64,8 @@ def test_a_persistence_network_scores_skill_one_everywhere() -> None:
 def test_log_return_target_runs_the_same_way() -> None:
     frame, scaler, _ = _frame("log_return")
     zero = np.float32(scaler.transform(np.array([0.0]))[0])
-    result = evaluate(lambda x: np.full(x.shape[0], zero), frame, scaler, "log_return", 10, 3, 5,
-                      (0.8,))
+    result = evaluate(lambda x: np.full(x.shape[0], zero), frame, scaler, target="log_return",
+                      window=10, horizon=3, ma_window=5, levels=(0.8,))
     assert result.metrics["backtest"]["h3"]["skill_rmse"] == pytest.approx(1.0)
     assert result.metrics["target"] == "log_return"
 
@@ -72,14 +73,16 @@ def test_log_return_target_runs_the_same_way() -> None:
 def test_a_horizon_longer_than_the_split_is_refused() -> None:
     frame, scaler, _ = _frame(n=120)
     with pytest.raises(DataError, match=r"lower evaluate\.horizon"):
-        evaluate(_last_value, frame, scaler, "price", 10, 40, 5, (0.8,))
+        evaluate(_last_value, frame, scaler, target="price", window=10, horizon=40, ma_window=5,
+                 levels=(0.8,))
 
 
 def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_forecast() -> None:
-    from stages.forecast import band_widths
+    from crypto_forecast.serving.forecaster import band_widths
 
     frame, scaler, _ = _frame()
-    result = evaluate(_last_value, frame, scaler, "price", 10, 3, 5, (0.8,), volatility_days=10)
+    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=3, ma_window=5,
+                      levels=(0.8,), volatility_days=10)
     intervals = result.metrics["intervals"]
     assert intervals["volatility_days"] == 10 and 0 < intervals["80"]["coverage"] <= 1
     close = frame["close"].to_numpy()

@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from stages.errors import DataError
-from stages.intervals import band, conformal_quantile, coverage, level_name, log_ratio_scores
+from crypto_forecast.errors import DataError
+from crypto_forecast.evaluation.intervals import (
+    band,
+    conformal_quantile,
+    coverage,
+    level_name,
+    log_ratio_scores,
+)
 
 
 def test_conformal_quantile_is_the_ceil_n_plus_1_level_th_smallest() -> None:
@@ -52,7 +58,7 @@ def test_80_percent_band_covers_80_percent_of_gaussian_noise(seed: int) -> None:
 
 
 def test_recent_volatility_uses_the_returns_up_to_the_origin() -> None:
-    from stages.intervals import recent_volatility
+    from crypto_forecast.evaluation.intervals import recent_volatility
 
     close = np.exp(np.array([0.0, 0.1, 0.0, 0.2, 0.2, 5.0]))  # log returns .1 -.1 .2 0 4.8
     sigma = recent_volatility(close, np.array([3, 4]), days=3)
@@ -62,7 +68,7 @@ def test_recent_volatility_uses_the_returns_up_to_the_origin() -> None:
 
 
 def test_volatility_scaled_bands_stay_calibrated_when_volatility_changes() -> None:
-    from stages.intervals import recent_volatility
+    from crypto_forecast.evaluation.intervals import recent_volatility
 
     rng = np.random.default_rng(7)
     # calm calibration period, turbulent test period: fixed bands under-cover, scaled ones hold

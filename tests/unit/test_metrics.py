@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stages.metrics import mae, mape, rmse, summary
+from crypto_forecast.evaluation.metrics import mae, mape, rmse, summary
 
 
 def test_hand_computed() -> None:
@@ -24,7 +24,7 @@ def test_shape_mismatch_is_refused() -> None:
 
 
 def test_smape_mase_direction_hand_computed() -> None:
-    from stages.metrics import directional_accuracy, mase, naive_scale, smape
+    from crypto_forecast.evaluation.metrics import directional_accuracy, mase, naive_scale, smape
 
     actual, predicted = [100.0, 200.0, 400.0], [110.0, 190.0, 400.0]
     # 2·10/210, 2·10/390, 0
@@ -39,7 +39,7 @@ def test_smape_mase_direction_hand_computed() -> None:
 
 
 def test_smape_of_two_zeros_is_zero_and_scale_needs_movement() -> None:
-    from stages.metrics import naive_scale, smape
+    from crypto_forecast.evaluation.metrics import naive_scale, smape
 
     assert smape([0.0, 1.0], [0.0, 1.0]) == 0.0
     with pytest.raises(ValueError, match="never change"):
@@ -47,7 +47,7 @@ def test_smape_of_two_zeros_is_zero_and_scale_needs_movement() -> None:
 
 
 def test_score_skips_targets_beyond_the_split() -> None:
-    from stages.metrics import SCORE_KEYS, score
+    from crypto_forecast.evaluation.metrics import SCORE_KEYS, score
 
     actual = [[101.0, math.nan], [99.0, 98.0]]
     predicted = [[102.0, 500.0], [100.5, 97.0]]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stages.errors import ConfigError
-from stages.params import Params, load_params, parse_params
-from tests.conftest import ROOT, TINY_PARAMS
+from crypto_forecast.errors import ConfigError
+from crypto_forecast.params import Params, load_params, parse_params
+from tests.helpers import ROOT, TINY_PARAMS
 
 
 def _with(section: str, **changes: Any) -> dict[str, Any]:

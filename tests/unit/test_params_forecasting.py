@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from stages.errors import ConfigError
-from stages.params import Params, parse_params
-from tests.conftest import TINY_PARAMS
+from crypto_forecast.errors import ConfigError
+from crypto_forecast.params import Params, parse_params
+from tests.helpers import TINY_PARAMS
 
 
 def _with(**sections: dict[str, Any]) -> dict[str, Any]:

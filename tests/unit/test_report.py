@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stages.report import ReportContext, render_html, render_markdown, verdict
+from crypto_forecast.report.render import ReportContext, render_html, render_markdown, verdict
 
 
 def _metrics(skills: list[float], mases: list[float], cover80: float = 0.8,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.errors import DataError
-from stages.windows import MinMaxScaler, Split, make_windows
+from crypto_forecast.data.series import MinMaxScaler, Split, make_windows
+from crypto_forecast.errors import DataError
 
 
 def test_make_windows_inputs_precede_their_target() -> None:

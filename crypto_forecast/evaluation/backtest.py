@@ -12,47 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages import baselines
-from stages.errors import DataError
-from stages.network import Network
-from stages.network import recursive_forecast as shared_recursive_forecast
-from stages.windows import Float32Array, FloatArray, MinMaxScaler, Target, first_valid, to_prices
+from crypto_forecast.data.series import Float32Array, FloatArray, MinMaxScaler, Target, first_valid, to_prices
+from crypto_forecast.errors import DataError
+from crypto_forecast.evaluation import baselines
+from crypto_forecast.model.numpy_net import Network, shared_prefix_forecast
 
 # One batched forward pass: (n, window, 1) float32 in, n predictions (scaled) out.
 Predict = Callable[[Float32Array], np.ndarray]
 # What the stages forecast with: the NumPy network (shared-prefix recursion), or a callable
 # (one full forward pass per step).
-Model = Network | Predict
+Predictor = Network | Predict
 
 
-def keras_predict(model: object) -> Predict:
-    """The model's forward pass compiled once as a TensorFlow graph (any batch size).
-
-    Measured on 657 windows of 60 days (2 CPU cores): about 0.18 s per call, against
-    0.5-0.7 s for `model.predict` (per-call dataset and callback set-up) and ~3 s for an
-    eager `model(x)` (the LSTM's time loop runs op by op).
-    """
-    import tensorflow as tf
-
-    def forward(x: Any) -> Any:
-        return model(x, training=False)  # type: ignore[operator]
-
-    graph = tf.function(forward, autograph=False, reduce_retracing=True,
-                        input_signature=[tf.TensorSpec([None, None, 1], tf.float32)])
-
-    def predict(x: Float32Array) -> np.ndarray:
-        out = graph(tf.constant(np.asarray(x, dtype=np.float32)))
-        return np.asarray(out, dtype=np.float32).reshape(-1)
-
-    return predict
-
-
-def recursive_forecast(predict: Predict, windows: Float32Array, horizon: int) -> FloatArray:
+def feedback_forecast(predict: Predict, windows: Float32Array, horizon: int) -> FloatArray:
     """Predict `horizon` steps for every row of `windows` (n_origins, window), feeding each
     prediction back as the newest input: one `predict` call per step over all origins.
 
@@ -96,15 +72,15 @@ def actual_matrix(close: FloatArray, origins: np.ndarray, horizon: int, stop: in
     return out
 
 
-def recursive_model_forecast(model: Model, scaled: FloatArray, origins: np.ndarray, window: int,
+def recursive_model_forecast(model: Predictor, scaled: FloatArray, origins: np.ndarray, window: int,
                              horizon: int) -> FloatArray:
     """(n_origins, horizon) recursive forecasts in model units, from `scaled[:o + 1]` each."""
     if isinstance(model, Network):
-        return shared_recursive_forecast(model, scaled, origins, window, horizon)
-    return recursive_forecast(model, input_windows(scaled, origins, window), horizon)
+        return shared_prefix_forecast(model, scaled, origins, window, horizon)
+    return feedback_forecast(model, input_windows(scaled, origins, window), horizon)
 
 
-def model_forecasts(model: Model, scaled: FloatArray, close: FloatArray, origins: np.ndarray,
+def model_forecasts(model: Predictor, scaled: FloatArray, close: FloatArray, origins: np.ndarray,
                     window: int, horizon: int, scaler: MinMaxScaler, target: Target) -> FloatArray:
     """The model's recursive forecasts from every origin, rebuilt as prices."""
     if np.asarray(origins).size and int(np.min(origins)) - window + 1 < first_valid(target):

@@ -13,8 +13,8 @@ tests/model/test_network.py checks it against Keras's own `predict` on trained a
 networks. Only the architecture this pipeline trains is accepted (stacked LSTMs, tanh /
 sigmoid, then one Dense); anything else is refused with a message, never guessed at.
 
-`recursive_forecast` is the backtest's engine: the same numbers as feeding each prediction
-back through a full forward pass (stages.backtest.recursive_forecast), with far less work,
+`shared_prefix_forecast` is the backtest's engine: the same numbers as feeding each prediction
+back through a full forward pass (evaluation.backtest.feedback_forecast), with far less work,
 because the LSTM state after a window's real-data prefix is shared (see its docstring).
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from stages.errors import ArtifactError, DataError
-from stages.windows import Float32Array, FloatArray
+from crypto_forecast.data.series import Float32Array, FloatArray
+from crypto_forecast.errors import ArtifactError, DataError
 
 # Per LSTM layer: (h, c), each (batch, units).
 State = list[tuple[Float32Array, Float32Array]]
@@ -204,10 +204,10 @@ def _from_archive(path: Path, config: dict[str, Any], h5: Any) -> Network:
 
 
 # --------------------------------------------------------------------------- recursion
-def recursive_forecast(net: Network, values: FloatArray, origins: np.ndarray, window: int,
+def shared_prefix_forecast(net: Network, values: FloatArray, origins: np.ndarray, window: int,
                        horizon: int) -> FloatArray:
     """Forecast `horizon` steps from every origin, each prediction fed back as the newest
-    input: what stages.backtest.recursive_forecast computes, in (n_origins, horizon) model
+    input: what evaluation.backtest.feedback_forecast computes, in (n_origins, horizon) model
     units, but with the shared work done once.
 
     Step h (0-based) from origin o sees `values[o-window+1+h .. o]` then its own h earlier

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stages import paths
-from stages.errors import ConfigError
+from crypto_forecast.errors import ConfigError
+from crypto_forecast.io import paths
 
 # Yahoo symbols: letters, digits and . ^ = - (e.g. ETH-USD, ^GSPC, EURUSD=X, BRK.B).
 # No slash, no "..", no spaces: the ticker becomes a file name under data/raw/.

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
-from stages.errors import DataError
+from crypto_forecast.errors import DataError
 
 FloatArray = NDArray[np.float64]
 Float32Array = NDArray[np.float32]
@@ -145,3 +146,34 @@ def make_windows(series: FloatArray, targets: range, window: int) -> tuple[Float
     x = view[idx - window][..., np.newaxis].astype(np.float32)
     y = values[idx].astype(np.float32)
     return x, y
+
+
+def split_and_scale(close: pd.Series, window: int, val_fraction: float, test_fraction: float,
+                    target: Target = "price") -> tuple[pd.DataFrame, MinMaxScaler, Split]:
+    """Label each day train/val/test and fit the scaler on the training days only.
+
+    `scaled` is the scaled model value: the close, or the log return into that day.
+    (The lecture fitted the scaler on all data, which leaks the test period's range into
+    training.)
+    """
+    split = Split.chronological(len(close), window, val_fraction, test_fraction)
+    values = close.to_numpy(dtype=np.float64)
+    modelled = model_series(values, target)
+    scaler = MinMaxScaler.fit(modelled[: split.train_end])
+    frame = pd.DataFrame({"close": values, "scaled": scaler.transform(modelled),
+                          "split": split.labels()}, index=close.index)
+    frame.index.name = "date"
+    return frame, scaler, split
+
+
+def split_windows(frame: pd.DataFrame, split: Split, window: int, target: Target
+                  ) -> dict[str, Float32Array]:
+    """`x_<part>`, `y_<part>` for train, val and test from the scaled series."""
+    arrays: dict[str, Float32Array] = {}
+    for part in ("train", "val", "test"):
+        targets = split.target_range(part)
+        if part == "train":  # a log-return window cannot start on day 0 (no return there)
+            targets = range(targets.start + first_valid(target), targets.stop)
+        x, y = make_windows(frame["scaled"].to_numpy(), targets, window)
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = x, y
+    return arrays

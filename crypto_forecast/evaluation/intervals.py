@@ -19,8 +19,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stages.errors import DataError
-from stages.windows import FloatArray
+from crypto_forecast.data.series import FloatArray
+from crypto_forecast.errors import DataError
 
 
 def log_ratio_scores(actual: ArrayLike, forecast: ArrayLike) -> FloatArray:

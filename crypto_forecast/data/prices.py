@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.errors import DataError
+from crypto_forecast.errors import DataError
 
 log = logging.getLogger(__name__)
 

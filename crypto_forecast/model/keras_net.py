@@ -1,14 +1,11 @@
-"""The network: the lecture's stacked LSTM, built from params, and its safe loading."""
+"""The lecture's stacked LSTM in Keras: built from params, seeded and deterministic."""
 
 from __future__ import annotations
 
 import logging
 import os
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from stages.errors import ArtifactError
 
 if TYPE_CHECKING:
     import keras
@@ -74,18 +71,3 @@ def _cpu_only() -> bool:
     import tensorflow as tf
 
     return not tf.config.list_physical_devices("GPU")
-
-
-def load_model(path: Path) -> keras.Model:
-    """Load a `.keras` file with Keras safe mode on (no arbitrary code from the archive)."""
-    if not path.exists():
-        raise ArtifactError(f"{path} is missing — run `dvc repro train` first")
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a broken archive
-        raise ArtifactError(
-            f"{path} is not a readable Keras model ({type(exc).__name__}) — "
-            "restore it with `dvc checkout models` or retrain with `dvc repro -f train`"
-        ) from None

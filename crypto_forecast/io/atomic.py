@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stages.errors import StorageError
+from crypto_forecast.errors import StorageError
 
 # Write failures the user fixes outside the pipeline (free space, raise a limit, remount).
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}

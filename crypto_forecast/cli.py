@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from stages.errors import PipelineError
+from crypto_forecast.errors import PipelineError
 
 log = logging.getLogger("stages")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.windows import FloatArray
+from crypto_forecast.data.series import FloatArray
 
 # Names as they appear in metrics.json, CSV columns and reports.
 BASELINES = ("persistence", "drift", "moving_average")

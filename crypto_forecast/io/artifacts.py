@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import paths
-from stages.errors import ArtifactError
+from crypto_forecast.errors import ArtifactError
+from crypto_forecast.io import paths
 
 
 def read_json(path: Path, produced_by: str) -> dict[str, Any]:
@@ -48,3 +48,20 @@ def read_series(path: Path = paths.SERIES) -> pd.DataFrame:
     if missing:
         raise ArtifactError(f"{path} lacks {sorted(missing)} — rerun `dvc repro -f preprocess`")
     return frame
+
+
+def read_raw(ticker: str) -> pd.DataFrame:
+    """The downloaded Date/Close file, checked again: a damaged or edited file is named."""
+    path = paths.raw_csv(ticker)
+    if not path.exists():
+        raise ArtifactError(f"{path} is missing — run `dvc repro download` first")
+    fix = f"restore it with `dvc checkout {paths.RAW_DIR}` or rerun `dvc repro -f download`"
+    try:  # download wrote and validated it; anything else here is a damaged or edited file
+        raw = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+        raw["Close"] = raw["Close"].astype(float)
+    except (KeyError, ValueError) as exc:  # pandas' parse errors are ValueErrors
+        raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {exc}) — {fix}") from None
+    close = raw["Close"].to_numpy()
+    if not isinstance(raw.index, pd.DatetimeIndex) or not (np.isfinite(close) & (close > 0)).all():
+        raise ArtifactError(f"{path} has non-date or non-positive/missing rows — {fix}")
+    return raw

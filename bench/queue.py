@@ -2,7 +2,7 @@
 after the other, each in a fresh temp copy of the project (tiny params, temp MLflow store
 at the copy's root), and check that both ways give identical metrics.
 
-    python docs/measure_queue.py      # inside the venv; prints the timings as JSON
+    python bench/queue.py      # inside the venv; prints the timings as JSON
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import GIT_ENV, ROOT, TINY_PARAMS, project_env, tracked_files, write_params
+from tests.helpers import GIT_ENV, ROOT, TINY_PARAMS, project_env, tracked_files, write_params
 
 log = logging.getLogger("measure_queue")
 EXPERIMENTS = {"exp-units32": ["-S", "train.units=[32,32]"], "exp-epochs3": ["-S", "train.epochs=3"]}

@@ -1,0 +1,1 @@
+"""Prices from each source, their validation, and the modelled series (scaling, splits, windows)."""

@@ -1,0 +1,65 @@
+"""Where the prices come from: Yahoo, a saved CSV or the synthetic sample, chosen by
+`download.source` (`auto` falls back to synthetic only when Yahoo cannot be reached)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crypto_forecast.data.yahoo import fetch_yahoo
+from crypto_forecast.errors import DataError, SourceUnavailableError
+from crypto_forecast.params import DownloadParams
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("stages.download")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("yfinance", "pandas", "numpy"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] | None = None
+            ) -> tuple[pd.DataFrame, str, str]:
+    """Prices for `cfg` as (frame, source_used, note), trimmed to [start, end)."""
+    import pandas as pd
+
+    from crypto_forecast.data.prices import read_price_csv
+    from crypto_forecast.data.synthetic import synthetic_prices
+
+    if cfg.source == "csv":
+        csv_path = Path(cfg.csv_path or "")  # non-empty: checked by the params model
+        frame, used, note = read_price_csv(csv_path), "csv", f"from {csv_path}"
+    elif cfg.source == "synthetic":
+        frame, used, note = synthetic_prices(cfg.start, cfg.end), "synthetic", "chosen in params"
+    else:
+        try:
+            frame, used, note = (fetch or fetch_yahoo)(cfg.ticker, cfg.start, cfg.end), "yahoo", \
+                "Yahoo Finance"
+        except SourceUnavailableError as exc:
+            if cfg.source == "yahoo":
+                raise
+            log.warning("!! Yahoo unreachable (%s). FALLING BACK TO SYNTHETIC DATA: a seeded, "
+                        "simulated ETH-like series, NOT real prices. Once online run "
+                        "`dvc repro -f download` for real data.", exc)
+            frame, used, note = (synthetic_prices(cfg.start, cfg.end), "synthetic",
+                                 "fallback: Yahoo unreachable")
+    start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end)
+    in_range = frame[(frame.index >= start) & (frame.index < end)]
+    if in_range.empty and not frame.empty:
+        raise DataError(
+            f"no rows in {cfg.start} .. {cfg.end} (the data covers {frame.index.min().date()} .. "
+            f"{frame.index.max().date()}) — adjust download.start/end"
+        )
+    return in_range, used, note

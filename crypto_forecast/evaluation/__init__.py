@@ -1,0 +1,1 @@
+"""Judging forecasts: the backtest, the baselines, error metrics and conformal intervals."""

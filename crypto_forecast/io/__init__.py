@@ -1,0 +1,1 @@
+"""Files: every artifact path, atomic writes, and reading earlier stages' outputs."""

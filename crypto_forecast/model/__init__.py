@@ -1,0 +1,1 @@
+"""The network: the lecture's stacked LSTM in Keras (build, train) and its NumPy forward pass."""

@@ -1,0 +1,1 @@
+"""The forecaster: from recent closes to the next days' prices with their bands."""

@@ -1,0 +1,63 @@
+"""The model registry: every training registers a version with alias `candidate`;
+`champion` is moved deliberately (stages.promote)."""
+
+from __future__ import annotations
+
+import logging
+
+from crypto_forecast.errors import TrackingError
+from crypto_forecast.tracking.store import connect, mlflow_errors, tracking_uri
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_ALIAS = "candidate"
+CHAMPION_ALIAS = "champion"
+
+
+def registered_model_name(ticker: str) -> str:
+    """The registry name for a ticker's models: `ETH-USD` -> `eth-usd-lstm`."""
+    return f"{ticker.lower()}-lstm"
+
+
+def register_model(model_uri: str, name: str, run_id: str) -> int:
+    """Register `model_uri` as a new version of `name`, move alias `candidate` to it.
+
+    Safe when queued experiments register at once: MLflow creates the registered model
+    once and retries a clashing version number.
+    """
+    import mlflow
+
+    with mlflow_errors(f"cannot register the model as {name!r} in {tracking_uri()}",
+                       "check the store is writable, or that the tracking server has the "
+                       "model registry enabled"):
+        version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
+        mlflow.MlflowClient().set_registered_model_alias(name, CANDIDATE_ALIAS, version.version)
+    log.info("registered %s version %s (alias %r)", name, version.version, CANDIDATE_ALIAS)
+    return int(version.version)
+
+
+def promote(name: str, *, run_id: str | None = None, version: int | None = None,
+            alias: str = CHAMPION_ALIAS) -> int:
+    """Point `alias` (default `champion`) at a version of `name`, chosen by version or run id."""
+    if (run_id is None) == (version is None):
+        raise ValueError("give exactly one of run_id or version")
+    uri = connect()
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    which = f"run {run_id}" if run_id is not None else f"version {version}"
+    with mlflow_errors(f"cannot set alias {alias!r} on {name!r} ({which}) in {uri}",
+                       "check the model name and version (`mlflow ui`, Models tab)"):
+        if run_id is not None:
+            found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            if not found:
+                raise TrackingError(
+                    f"run {run_id} has no version of model {name!r} in {uri} — check "
+                    "the run id (models/train_info.json or the MLflow UI) and --model"
+                )
+            chosen = max(int(v.version) for v in found)
+        else:
+            chosen = int(str(version))
+            client.get_model_version(name, str(chosen))
+        client.set_registered_model_alias(name, alias, str(chosen))
+    return chosen

@@ -1,0 +1,101 @@
+"""What the tests share: tiny params, a fresh-clone copy of the project, the environment
+stages run in, and the Keras-side reference code the NumPy paths are checked against."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# Small enough to run the whole pipeline in well under a minute, still the real code paths
+# and the lecture's 30,651-parameter network.
+TINY_PARAMS: dict[str, Any] = {
+    "download": {"ticker": "ETH-USD", "start": "2022-01-01", "end": "2022-12-31",
+                 "source": "synthetic", "csv_path": None},
+    "preprocess": {"window": 10, "val_fraction": 0.15, "test_fraction": 0.2},
+    "train": {"units": [50, 50], "epochs": 1, "batch_size": 32, "learning_rate": 0.001,
+              "patience": 1, "seed": 7},
+    "evaluate": {"horizon": 3},
+    "forecast": {"horizon": 3, "history_days": 30},
+    "mlflow": {"experiment": "tests"},
+}
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "tests", "GIT_AUTHOR_EMAIL": "tests@example.com",
+           "GIT_COMMITTER_NAME": "tests", "GIT_COMMITTER_EMAIL": "tests@example.com"}
+
+
+def tracked_files() -> list[str]:
+    """The project's files as a fresh clone would have them (tracked + new, not ignored)."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    # dvc.lock is the developer's own pipeline state, not part of a fresh clone.
+    return [line for line in out.splitlines()
+            if line and line != "dvc.lock" and (ROOT / line).is_file()]
+
+
+def write_params(workdir: Path, params: dict[str, Any]) -> None:
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def project_env(workdir: Path, store: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DVC_", "MLFLOW_"))}
+    env.update(GIT_ENV)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if store is not None:
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+    return env
+
+
+def new_project(dest: Path, params: dict[str, Any] | None = None) -> Path:
+    """A git-initialised copy of the project (as a fresh clone has it) with tiny params."""
+    for rel in tracked_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    write_params(dest, params or TINY_PARAMS)
+    env = project_env(dest)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load a `.keras` file with Keras (safe mode on): the reference the NumPy forward pass
+    is compared against."""
+    import keras
+
+    return keras.models.load_model(path, compile=False, safe_mode=True)
+
+
+def keras_predict(model: Any) -> Any:
+    """The model's forward pass compiled once as a TensorFlow graph (any batch size): one
+    batched pass per call, as a `Predict` callable for the backtest."""
+    import tensorflow as tf
+
+    def forward(x: Any) -> Any:
+        return model(x, training=False)
+
+    graph = tf.function(forward, autograph=False, reduce_retracing=True,
+                        input_signature=[tf.TensorSpec([None, None, 1], tf.float32)])
+
+    def predict(x: Any) -> np.ndarray:
+        out = graph(tf.constant(np.asarray(x, dtype=np.float32)))
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    return predict
