@@ -32,12 +32,12 @@ def make_copy(where: Path) -> Path:
     write_params(work, {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "epochs": 2}})
     env = {**project_env(work), **GIT_ENV}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)  # noqa: S603
+        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
     return work
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
-    done = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), capture_output=True, text=True)  # noqa: S603
+    done = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout

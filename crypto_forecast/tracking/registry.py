@@ -61,3 +61,20 @@ def promote(name: str, *, run_id: str | None = None, version: int | None = None,
             client.get_model_version(name, str(chosen))
         client.set_registered_model_alias(name, alias, str(chosen))
     return chosen
+
+
+def forecaster_model_name(ticker: str) -> str:
+    """The registry name of a ticker's served forecasters: `ETH-USD` -> `eth-usd-forecaster`.
+    A version is the LSTM's forecaster or the naive one, whichever the gate chose."""
+    return f"{ticker.lower()}-forecaster"
+
+
+def alias_version(name: str, alias: str) -> int | None:
+    """The version `alias` points at, or None when the model or the alias does not exist."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
