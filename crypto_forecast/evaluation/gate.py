@@ -1,0 +1,61 @@
+"""The gate that decides what is served: the LSTM's forecaster only when it beats the naive
+forecast (persistence) by the margins in `params.yaml: promote`, else the naive forecaster
+with its own calibrated bands. A pure function of the scores and the thresholds, so the
+decision is reproducible from metrics.json and params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Served = Literal["lstm", "naive"]
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """Skill is the LSTM's RMSE over persistence's on the same origins (below 1 beats it)."""
+
+    max_skill_h1: float = 1.0
+    max_skill_mean: float = 1.0
+    min_gain_vs_champion: float = 0.0
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    served: Served
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        what = "the LSTM's forecast" if self.served == "lstm" else "the naive forecast (persistence)"
+        return f"serving {what}: " + "; ".join(self.reasons)
+
+
+def decide(*, skill_h1: float | None, skill_mean: float | None, thresholds: GateThresholds,
+           champion_skill_mean: float | None = None) -> GateDecision:
+    """Serve the LSTM only if every check passes; each check adds its reason either way.
+
+    `skill_mean` is the skill averaged over 1..horizon days; `champion_skill_mean`, when a
+    champion LSTM exists and was scored on the same origins, must be beaten by
+    `min_gain_vs_champion`. An undefined skill (no error to compare with) never passes.
+    """
+    reasons: list[str] = []
+    passed = True
+    for name, value, limit in (("1-day skill", skill_h1, thresholds.max_skill_h1),
+                               ("mean skill over the horizon", skill_mean, thresholds.max_skill_mean)):
+        if value is None:
+            reasons.append(f"{name} is undefined")
+            passed = False
+        elif value < limit:
+            reasons.append(f"{name} {value:.3f} < {limit:g}")
+        else:
+            reasons.append(f"{name} {value:.3f} is not below {limit:g}")
+            passed = False
+    if champion_skill_mean is not None and skill_mean is not None:
+        gain = champion_skill_mean - skill_mean
+        if gain >= thresholds.min_gain_vs_champion:
+            reasons.append(f"improves on the champion's mean skill by {gain:.3f}")
+        else:
+            reasons.append(f"improves on the champion's mean skill by only {gain:.3f} "
+                           f"(needs {thresholds.min_gain_vs_champion:g})")
+            passed = False
+    return GateDecision("lstm" if passed else "naive", tuple(reasons))
