@@ -99,3 +99,18 @@ def keras_predict(model: Any) -> Any:
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     return predict
+
+
+def random_network(units: tuple[int, ...] = (8, 8), seed: int = 0) -> Any:
+    """A NumPy stacked-LSTM network with lively random weights (for forecaster tests)."""
+    from crypto_forecast.model.numpy_net import LSTMWeights, Network
+
+    rng = np.random.default_rng(seed)
+    lstms, width = [], 1
+    for u in units:
+        lstms.append(LSTMWeights(rng.normal(0, 0.4, (width, 4 * u)).astype(np.float32),
+                                 rng.normal(0, 0.4, (u, 4 * u)).astype(np.float32),
+                                 rng.normal(0, 0.1, 4 * u).astype(np.float32)))
+        width = u
+    return Network(tuple(lstms), rng.normal(0, 0.2, (width, 1)).astype(np.float32),
+                   np.array([0.01], np.float32))

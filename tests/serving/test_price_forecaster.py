@@ -14,21 +14,9 @@ from hypothesis import strategies as st
 from crypto_forecast.data.series import MinMaxScaler, model_series, to_prices
 from crypto_forecast.evaluation.backtest import feedback_forecast, input_windows
 from crypto_forecast.evaluation.intervals import recent_volatility
-from crypto_forecast.model.numpy_net import LSTMWeights, Network
 from crypto_forecast.serving.bundle import BandCalibration, ForecasterSpec, load_bundle, save_bundle
 from crypto_forecast.serving.price_forecaster import ForecastInputError, PriceForecaster, check_closes
-
-
-def random_network(units: tuple[int, ...] = (8, 8), seed: int = 0) -> Network:
-    rng = np.random.default_rng(seed)
-    lstms, width = [], 1
-    for u in units:
-        lstms.append(LSTMWeights(rng.normal(0, 0.4, (width, 4 * u)).astype(np.float32),
-                                 rng.normal(0, 0.4, (u, 4 * u)).astype(np.float32),
-                                 rng.normal(0, 0.1, 4 * u).astype(np.float32)))
-        width = u
-    return Network(tuple(lstms), rng.normal(0, 0.2, (width, 1)).astype(np.float32),
-                   np.array([0.01], np.float32))
+from tests.helpers import random_network
 
 
 def spec(kind: str = "lstm", target: str = "log_return", window: int = 12, horizon: int = 5,

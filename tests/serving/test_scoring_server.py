@@ -21,9 +21,9 @@ import pytest
 
 from crypto_forecast.serving.bundle import save_bundle
 from crypto_forecast.serving.price_forecaster import PriceForecaster
-from tests.helpers import ROOT, project_env
+from tests.helpers import ROOT, project_env, random_network
 from tests.integration.mlflow_server import free_port
-from tests.serving.test_price_forecaster import BAD, _bad, closes, random_network, spec
+from tests.serving.test_price_forecaster import BAD, _bad, closes, spec
 
 NAME = "eth-usd-forecaster"
 pytestmark = pytest.mark.slow

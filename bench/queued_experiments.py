@@ -2,7 +2,7 @@
 after the other, each in a fresh temp copy of the project (tiny params, temp MLflow store
 at the copy's root), and check that both ways give identical metrics.
 
-    python bench/queue.py      # inside the venv; prints the timings as JSON
+    python bench/queued_experiments.py      # inside the venv; prints the timings as JSON
 """
 
 from __future__ import annotations
