@@ -46,6 +46,9 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     stage_log = logging.getLogger(f"stages.{name}")
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _terminated)
+    # stages/__init__.py answered Ctrl-C quietly while the stage's imports ran; from here
+    # Ctrl-C is a KeyboardInterrupt that the stage cleans up after (below).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
         stage_log.info("done in %.1f s", time.perf_counter() - started)
