@@ -144,6 +144,8 @@ def _normalize_sqlite(uri: str) -> str:
         raise TrackingError(
             f"MLFLOW_TRACKING_URI {uri!r} names no database file (in-memory stores lose every "
             "run) — write sqlite:///mlflow.db or sqlite:////absolute/path/mlflow.db")
+    if path_part.startswith("file:"):  # SQLite's own URI form (`?mode=ro&uri=true`): as given
+        return uri
     path = Path(path_part)
     if not path.is_absolute():
         # The README's `sqlite:///mlflow.db` is relative: anchor it at the project root, as
@@ -198,7 +200,7 @@ def _check_sql_driver(uri: str) -> None:
 
 
 def _sqlite_path(uri: str) -> Path:
-    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0].removeprefix("file:"))
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -257,7 +259,7 @@ def connect() -> str:
 
     logging.getLogger("mlflow.store.db.utils").addFilter(_no_sql_traceback)
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:///"):
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///file:"):
         with _store_lock(uri):
             follow_moved_store(_sqlite_path(uri))
     return uri
