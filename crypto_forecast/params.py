@@ -261,8 +261,9 @@ def load_params(path: Path = paths.PARAMS) -> Params:
 def safe_yaml(text: str, source: str) -> Any:
     """`yaml.safe_load`, bounded: aliases may not expand past MAX_YAML_NODES values, nesting
     not past MAX_YAML_DEPTH, and no alias may contain itself."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses non-printable characters
         node = loader.get_single_node()
         if node is None:
             return None
@@ -277,7 +278,8 @@ def safe_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: nested too deeply to be params — restore it from git "
                           "(`git checkout params.yaml`)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _check_expansion(root: yaml.Node, source: str) -> None:
