@@ -100,6 +100,13 @@ def restored(project: Path, baseline: dict[str, bytes]) -> Iterator[dict[str, by
     yield snapshot(project)
 
 
+class Blob(bytes):
+    """A good file's bytes, shown briefly in a falsifying example."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes>"
+
+
 class Workspace(tuple[Path, dict[str, bytes]]):
     """(project, baseline outputs), shown briefly in a falsifying example."""
 
@@ -266,9 +273,11 @@ def damaged_windows(draw: st.DrawFn, good: bytes) -> bytes:
             arrays[key] = arrays[key].reshape(-1)
         elif change == "retype":
             arrays[key] = arrays[key].astype(draw(st.sampled_from(["int64", "U3", "bool"])))
-        elif change == "nan":
+        elif change == "nan" and arrays[key].dtype.kind == "f" and arrays[key].size:
             arrays[key] = arrays[key].copy()
             arrays[key].flat[0] = draw(st.sampled_from([np.nan, np.inf]))
+        elif change == "nan":
+            continue
         elif change == "empty":
             arrays[key] = arrays[key][:0]
         else:
@@ -320,7 +329,7 @@ def _damage_property(workspace: tuple[Path, dict[str, bytes]], data: st.DataObje
     project, baseline = workspace
     name, remove = _STAGE_FILES[rel]
     with restored(project, baseline):
-        good = (project / rel).read_bytes()
+        good = Blob((project / rel).read_bytes())
         if rel.endswith(".npz"):
             damaged = data.draw(damaged_windows(good))
         elif rel.endswith(".json"):

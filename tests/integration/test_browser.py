@@ -34,6 +34,21 @@ def format_metric(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+# Has the names grid followed the values grid to its scroll position (the page keeps them in
+# sync), and rendered a row in the 300 px window now in view (rows are placed absolutely)?
+_ROWS_AT = """([names, values]) => {
+    const y = values.scrollTop;
+    if (Math.abs(names.scrollTop - y) > 1) return false;
+    return Array.from(names.querySelectorAll('div')).some(d => d.style.position === 'absolute'
+        && parseInt(d.style.top) + 45 > y && parseInt(d.style.top) < y + 300); }"""
+# The value cells at row height `top`, or null until they are rendered.
+_CELLS_AT = """([grid, top]) => {
+    const cells = Array.from(grid.querySelectorAll('div'))
+        .filter(d => d.style.position === 'absolute' && d.style.top === top)
+        .map(d => d.innerText.trim());
+    return cells.length ? cells : null; }"""
+
+
 def metric_row(page: Page, key: str) -> tuple[list[str], int]:
     """The values shown for metric `key`, one per run, scrolled into view, and its row's
     offset in the grid.
@@ -47,19 +62,18 @@ def metric_row(page: Page, key: str) -> tuple[list[str], int]:
     height = int(values.evaluate("e => e.scrollHeight"))
     for offset in range(0, height + 200, 200):
         values.evaluate("(e, y) => { e.scrollTop = y; }", offset)
-        page.wait_for_timeout(300)
+        # Wait for the names grid to render the rows at this scroll position (a condition,
+        # not a pause): a row whose top is within the 300 px window now in view.
+        page.wait_for_function(_ROWS_AT, arg=[names.element_handle(), values.element_handle()],
+                               timeout=30_000)
         name = names.get_by_text(key, exact=True)
         if name.count():
             top = name.first.evaluate("e => e.closest('div[style*=\"top\"]').style.top")
             values.evaluate("(e, y) => { e.scrollTop = y; }", int(top.removesuffix("px")))
-            for _ in range(20):  # the values grid renders the row a moment later
-                page.wait_for_timeout(300)
-                cells: list[str] = values.evaluate(
-                    "(e, top) => Array.from(e.querySelectorAll('div'))"
-                    ".filter(d => d.style.position === 'absolute' && d.style.top === top)"
-                    ".map(d => d.innerText.trim())", top)
-                if cells:
-                    return cells, int(top.removesuffix("px"))
+            # The values grid renders the row a moment later: wait until its cells exist.
+            cells: list[str] = page.wait_for_function(
+                _CELLS_AT, arg=[values.element_handle(), top], timeout=30_000).json_value()
+            return cells, int(top.removesuffix("px"))
     raise AssertionError(f"metric {key} not on the compare page")
 
 
@@ -113,7 +127,11 @@ def check_compare_page(db_path: Path, out: Path) -> Path:
             grid = page.locator("div.ReactVirtualized__Grid").nth(1)
             grid.wait_for(timeout=180_000)
             grid.scroll_into_view_if_needed()
-            page.wait_for_timeout(1000)
+            # Drawn when its cells hold text and the fonts are loaded: conditions, not a pause.
+            page.wait_for_function(
+                "g => Array.from(g.querySelectorAll('div')).some(d => d.style.position === "
+                "'absolute' && d.innerText.trim())", arg=grid.element_handle(), timeout=60_000)
+            page.evaluate("document.fonts.ready.then(() => true)")
             shot = out / "mlflow-compare.png"
             page.screenshot(path=str(shot))
         finally:
