@@ -97,6 +97,10 @@ def read_raw(ticker: str) -> pd.DataFrame:
     except (KeyError, ValueError) as exc:  # pandas' parse errors are ValueErrors
         raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {exc}) — {fix}") from None
     close = raw["Close"].to_numpy()
-    if not isinstance(raw.index, pd.DatetimeIndex) or not (np.isfinite(close) & (close > 0)).all():
-        raise ArtifactError(f"{path} has non-date or non-positive/missing rows — {fix}")
+    # download's bounds (data.prices.MIN_CLOSE / MAX_CLOSE; not imported, so that every stage
+    # keeps its declared deps): beyond them an edited file overflows downstream.
+    plausible = np.isfinite(close) & (close >= 1e-9) & (close <= 1e15)
+    if not isinstance(raw.index, pd.DatetimeIndex) or not plausible.all():
+        raise ArtifactError(f"{path} has non-date, missing or implausible (outside 1e-09 .. "
+                            f"1e+15) rows — {fix}")
     return raw

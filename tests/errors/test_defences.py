@@ -231,6 +231,24 @@ def test_huge_close_in_csv_is_one_line(tmp_path: Path) -> None:
     assert not (project / "data").exists()
 
 
+@pytest.mark.parametrize("value", [1.5e15, 1e308, 5e-10])
+def test_an_edited_raw_file_with_absurd_closes_is_refused_by_both_readers(
+        value: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crypto_forecast.data.prices import MAX_CLOSE, MIN_CLOSE, read_price_csv, validate_prices
+    from crypto_forecast.errors import ArtifactError
+    from crypto_forecast.io.artifacts import read_raw
+
+    assert not MIN_CLOSE <= value <= MAX_CLOSE
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/raw").mkdir(parents=True)
+    rows = "\n".join(f"2022-01-{d:02d},{value if d == 9 else 100.0 + d}" for d in range(1, 32))
+    (tmp_path / "data/raw/ETH-USD.csv").write_text("Date,Close\n" + rows + "\n")
+    with pytest.raises(DataError, match=r"outside 1e-09 \.\. 1e\+15"):
+        validate_prices(read_price_csv(tmp_path / "data/raw/ETH-USD.csv"), "x")
+    with pytest.raises(ArtifactError, match=r"implausible \(outside 1e-09 \.\. 1e\+15\) rows"):
+        read_raw("ETH-USD")
+
+
 def test_require_finite_refuses_a_diverged_history() -> None:
     from crypto_forecast.model.training import require_finite
 
