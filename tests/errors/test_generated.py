@@ -412,3 +412,45 @@ def test_harness_sees_a_traceback_and_an_error_line(workspace: tuple[Path, dict[
                 run_entry(project, "download")
         finally:
             sys.modules["crypto_forecast.params"].load_params = saved
+
+
+# --- tracking URIs ------------------------------------------------------------------------------
+
+_uris = st.one_of(
+    _text,
+    st.from_regex(r"\A(sqlite|http|https|postgresql(\+(psycopg|pg8000|psycopg2))?|mysql|mssql|file|"
+                  r"ftp|databricks|)(:|://|:///|:////)[\w\[\]:@/.?=&%+ -]{0,40}\Z"),
+    st.sampled_from(["sqlite:///mlflow.db", "sqlite:////tmp/x/mlflow.db", "http://[::1",
+                     "http://[::1]:5000", "https://host:0", "http://:80", "sqlite:///./a/../b.db",
+                     "postgresql://u:p@/db", "sqlite:///file:x.db?mode=ro&uri=true"]),
+)
+
+
+def _uri_property(uri: str) -> None:
+    from crypto_forecast.errors import TrackingError
+    from crypto_forecast.tracking.store import normalize_uri
+
+    try:
+        got = normalize_uri(uri)
+    except TrackingError as exc:
+        assert "\n" not in str(exc) and "MLFLOW_TRACKING_URI" in str(exc), str(exc)
+        return
+    assert got == got.strip() and got
+    if got.startswith("sqlite:///") and not got.startswith("sqlite:///file:"):
+        assert Path(got.removeprefix("sqlite:///").partition("?")[0]).is_absolute(), got
+    assert normalize_uri(got) == got  # normalised once, stable after
+
+
+@given(uri=_uris)
+@settings(FAST, max_examples=200)
+def test_generated_tracking_uris(uri: str) -> None:
+    """Every MLFLOW_TRACKING_URI is either accepted in a stable, absolute form or refused
+    with one TrackingError line; never another exception."""
+    _uri_property(uri)
+
+
+@long
+@given(uri=_uris)
+@settings(FAST, max_examples=3000)
+def test_generated_tracking_uris_long(uri: str) -> None:
+    _uri_property(uri)
