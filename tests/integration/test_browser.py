@@ -34,11 +34,11 @@ def format_metric(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-# Has the names grid followed the values grid to its scroll position (the page keeps them in
-# sync), and rendered a row in the 300 px window now in view (rows are placed absolutely)?
+# Has the names grid rendered the rows at the values grid's new scroll position? (The page
+# keeps the two in step by re-rendering the names grid, whose own scrollTop stays 0; rows
+# are placed absolutely, 45 px tall, in a 300 px window.)
 _ROWS_AT = """([names, values]) => {
     const y = values.scrollTop;
-    if (Math.abs(names.scrollTop - y) > 1) return false;
     return Array.from(names.querySelectorAll('div')).some(d => d.style.position === 'absolute'
         && parseInt(d.style.top) + 45 > y && parseInt(d.style.top) < y + 300); }"""
 # The value cells at row height `top`, or null until they are rendered.
