@@ -34,13 +34,17 @@ def format_metric(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-# Has the names grid rendered the rows at the values grid's new scroll position? (The page
-# keeps the two in step by re-rendering the names grid, whose own scrollTop stays 0; rows
-# are placed absolutely, 45 px tall, in a 300 px window.)
+# Has the names grid rendered the rows at the values grid's new scroll position? The page
+# re-renders the names grid to follow the values grid, but one scroll event late (seen with
+# MLflow 3.17: after scrolling back to 0 it stays at the previous position; a synthetic
+# scroll event does not move it), so until it has, nudge the values grid by a pixel: a real
+# scroll. Rows are placed absolutely, 45 px tall, 300 px in view.
 _ROWS_AT = """([names, values]) => {
     const y = values.scrollTop;
-    return Array.from(names.querySelectorAll('div')).some(d => d.style.position === 'absolute'
-        && parseInt(d.style.top) + 45 > y && parseInt(d.style.top) < y + 300); }"""
+    const shown = Array.from(names.querySelectorAll('div')).some(d => d.style.position ===
+        'absolute' && parseInt(d.style.top) + 45 > y && parseInt(d.style.top) < y + 300);
+    if (!shown) values.scrollTop = y + (y > 0 ? -1 : 1);
+    return shown; }"""
 # The value cells at row height `top`, or null until they are rendered.
 _CELLS_AT = """([grid, top]) => {
     const cells = Array.from(grid.querySelectorAll('div'))
@@ -65,7 +69,7 @@ def metric_row(page: Page, key: str) -> tuple[list[str], int]:
         # Wait for the names grid to render the rows at this scroll position (a condition,
         # not a pause): a row whose top is within the 300 px window now in view.
         page.wait_for_function(_ROWS_AT, arg=[names.element_handle(), values.element_handle()],
-                               timeout=30_000)
+                               polling=100, timeout=30_000)
         name = names.get_by_text(key, exact=True)
         if name.count():
             top = name.first.evaluate("e => e.closest('div[style*=\"top\"]').style.top")
