@@ -46,11 +46,16 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     stage_log = logging.getLogger(f"stages.{name}")
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _terminated)
+    # stages/__init__.py answered Ctrl-C quietly while the stage's imports ran; from here
+    # Ctrl-C is a KeyboardInterrupt that the stage cleans up after (below).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
         stage_log.info("done in %.1f s", time.perf_counter() - started)
     except PipelineError as exc:
-        stage_log.error("%s%s", exc, _restore_hint())
+        # One line, whatever a wrapped library put in its message (pandas' parser errors
+        # end in a newline).
+        stage_log.error("%s%s", " ".join(str(exc).split()), _restore_hint())
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         stage_log.error("interrupted; no output was replaced%s", _restore_hint())

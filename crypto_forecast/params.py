@@ -25,6 +25,7 @@ from crypto_forecast.io import paths
 
 # Yahoo symbols: letters, digits and . ^ = - (e.g. ETH-USD, ^GSPC, EURUSD=X, BRK.B).
 # No slash, no "..", no spaces: the ticker becomes a file name under data/raw/.
+MAX_LAYERS = 16
 _TICKER = re.compile(r"^[A-Za-z0-9^=][A-Za-z0-9.^=-]{0,31}$")
 
 
@@ -40,6 +41,10 @@ class DownloadParams(_Section):
     end: dt.date = dt.date(2024, 1, 1)
     source: Literal["auto", "yahoo", "csv", "synthetic"] = "auto"
     csv_path: str | None = None
+    # A close more than this many times the previous one (or below it by this factor) is
+    # implausible for a daily bar: warned about loudly, or refused with on_jump: error.
+    max_daily_move: float = Field(10.0, gt=1, le=1e6)
+    on_jump: Literal["warn", "error"] = "warn"
 
     @field_validator("ticker")
     @classmethod
@@ -85,17 +90,20 @@ class TrainParams(_Section):
     """The lecture's network and how it is fitted."""
 
     units: tuple[int, ...] = (50, 50)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(0.001, gt=0)
+    epochs: int = Field(30, ge=1, le=100_000)
+    batch_size: int = Field(32, ge=1, le=2**20)
+    learning_rate: float = Field(0.001, gt=0, allow_inf_nan=False)
     patience: int = Field(5, ge=0)
-    seed: int = Field(42, ge=0)
+    # What the libraries accept: NumPy's and Keras' seeds are 32-bit.
+    seed: int = Field(42, ge=0, le=2**32 - 1)
 
     @field_validator("units")
     @classmethod
     def _units_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(u < 1 for u in value):
             raise ValueError("must be a non-empty list of positive layer sizes, e.g. [50, 50]")
+        if len(value) > MAX_LAYERS:
+            raise ValueError(f"at most {MAX_LAYERS} LSTM layers (got {len(value)})")
         return value
 
 
@@ -126,7 +134,15 @@ class ForecastParams(_Section):
 
 
 class MlflowParams(_Section):
-    experiment: str = Field("crypto-forecast", min_length=1)
+    # 256: the experiments table's name column (MLflow itself checks 500, a SQL store 256).
+    experiment: str = Field("crypto-forecast", min_length=1, max_length=256)
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_printable(cls, value: str) -> str:
+        if value != value.strip() or not value.isprintable():
+            raise ValueError("must be printable text without leading or trailing spaces")
+        return value
 
 
 class Params(_Section):
@@ -215,19 +231,82 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise ConfigError(f"{source}: {_describe(dict(first), Params)}{tail}") from None
 
 
+# A params.yaml is a few hundred bytes. Past these bounds it is a mistake or a hostile file
+# (a 367-byte alias "bomb" expands to billions of values), refused before anything expands it.
+MAX_PARAMS_BYTES = 1024 * 1024
+MAX_YAML_NODES = 10_000
+MAX_YAML_DEPTH = 32
+
+
 def load_params(path: Path = paths.PARAMS) -> Params:
     """Read and validate params.yaml."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_PARAMS_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path} not found — run from the project root") from None
     except OSError as exc:
         raise ConfigError(f"{path} cannot be read ({exc.strerror}) — check its permissions") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"{path} is over {MAX_PARAMS_BYTES // 1024} KiB, far more than any "
+                          "params file — restore it from git (`git checkout params.yaml`)")
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}) — save it "
+                          "as UTF-8") from None
+    return parse_params(safe_yaml(text, str(path)), str(path))
+
+
+def safe_yaml(text: str, source: str) -> Any:
+    """`yaml.safe_load`, bounded: aliases may not expand past MAX_YAML_NODES values, nesting
+    not past MAX_YAML_DEPTH, and no alias may contain itself."""
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses non-printable characters
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, source)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem} — fix the syntax") from None
-    return parse_params(raw, str(path))
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem} — fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be params — restore it from git "
+                          "(`git checkout params.yaml`)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ConfigError(f"{source}: a YAML alias refers to itself — remove the recursive "
+                              "`&anchor` / `*alias` pair")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{source}: nested more than {MAX_YAML_DEPTH} levels deep, far "
+                              "more than params need — restore it from git")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        open_nodes.discard(key)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"{source}: expands to more than {MAX_YAML_NODES:,} values "
+                              "(YAML aliases repeating aliases?) — write the params out plainly")
+        sizes[key] = total
+        return total
+
+    size(root, 0)

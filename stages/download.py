@@ -29,7 +29,8 @@ def main() -> None:
     from crypto_forecast.data.sources import acquire, library_versions
 
     frame, used, note = acquire(cfg)
-    frame = validate_prices(frame, str(cfg.csv_path) if used == "csv" else f"{cfg.ticker} ({used})")
+    frame = validate_prices(frame, str(cfg.csv_path) if used == "csv" else f"{cfg.ticker} ({used})",
+                            max_daily_move=cfg.max_daily_move, on_jump=cfg.on_jump)
     first, last = frame.index[0].date(), frame.index[-1].date()
     if first > cfg.start + dt.timedelta(days=7):
         log.warning("%s: data covers only %s .. %s, starting later than download.start %s (the "

@@ -18,6 +18,7 @@ from crypto_forecast.data.series import MinMaxScaler
 from crypto_forecast.evaluation.scoring import evaluate, mlflow_metrics
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
+from crypto_forecast.io.contracts import TrainInfo
 from crypto_forecast.model.numpy_net import load_network
 from crypto_forecast.params import Params, load_params
 
@@ -35,7 +36,7 @@ def _csv(frame: pd.DataFrame, index: bool = True) -> str:
 
 def main() -> None:
     params: Params = load_params()
-    info = read_json(paths.TRAIN_INFO, "train")
+    info = TrainInfo.read(paths.TRAIN_INFO, "train").model_dump(mode="json")
     scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
     series = read_series()
 
@@ -46,7 +47,7 @@ def main() -> None:
     from crypto_forecast.tracking import runs
 
     cfg = params.evaluate
-    with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
+    with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"]), stage="evaluate"):
         runs.tag_stage_params(params, "evaluate")
         result = evaluate(net, series, scaler, target=params.preprocess.target,
                           window=params.preprocess.window, horizon=cfg.horizon,

@@ -14,6 +14,7 @@ from crypto_forecast.cli import run_stage
 from crypto_forecast.data.series import MinMaxScaler
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
+from crypto_forecast.io.contracts import TrainInfo
 from crypto_forecast.model.numpy_net import load_network
 from crypto_forecast.params import load_params
 from crypto_forecast.report.render import ReportContext, render_chart, render_html, render_markdown
@@ -27,7 +28,7 @@ PARAM_SECTIONS = ("preprocess", "forecast", "mlflow")
 
 def main() -> None:
     params = load_params()
-    info = read_json(paths.TRAIN_INFO, "train")
+    info = TrainInfo.read(paths.TRAIN_INFO, "train").model_dump(mode="json")
     meta = read_json(paths.RAW_META, "download")
     metrics = read_json(paths.METRICS, "evaluate")
     scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
@@ -41,7 +42,7 @@ def main() -> None:
     from crypto_forecast.tracking.provenance import git_commit
 
     cfg = params.forecast
-    with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"])):
+    with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"]), stage="forecast"):
         runs.tag_stage_params(params, "forecast")
         widths = band_widths(metrics, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
         fc = forecast_frame(net, series, scaler, target=params.preprocess.target,

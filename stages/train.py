@@ -15,6 +15,7 @@ import numpy as np
 from crypto_forecast.cli import run_stage
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_windows
+from crypto_forecast.io.contracts import TrainInfo
 from crypto_forecast.params import load_params
 
 log = logging.getLogger("stages.train")
@@ -31,10 +32,11 @@ def main() -> None:
 
     import mlflow
 
-    from crypto_forecast.model.training import fit_network, history_csv
+    from crypto_forecast.model.training import check_memory, fit_network, history_csv, require_finite
     from crypto_forecast.tracking import provenance, registry, runs
     from crypto_forecast.tracking.store import tracking_uri
 
+    check_memory(params)
     tags = provenance.run_tags({
         "ticker": params.download.ticker,
         "source_used": str(meta.get("source_used", "")),
@@ -50,6 +52,7 @@ def main() -> None:
         model, history = fit_network(params, arrays,
                                      [runs.epoch_logger(params.train.epochs, log)])
         seconds = time.perf_counter() - t0
+        require_finite(model, history)
         count = int(model.count_params())
         val = history["val_loss"]
         best_epoch = int(np.argmin(val)) + 1
@@ -65,15 +68,15 @@ def main() -> None:
         mlflow.log_dict(scaler, "data/scaler.json")
         mlflow.log_dict(meta, "data/meta.json")
 
-        info = {"run_id": run_id, "experiment_id": run.info.experiment_id,
-                "param_count": count, "epochs_run": len(val), "best_epoch": best_epoch,
-                "best_val_loss": float(min(val)), "train_seconds": round(seconds, 3),
-                "units": list(params.train.units), "window": params.preprocess.window,
-                "registered_model": model_name, "model_version": version}
+        info = TrainInfo(run_id=run_id, experiment_id=run.info.experiment_id,
+                         param_count=count, epochs_run=len(val), best_epoch=best_epoch,
+                         best_val_loss=float(min(val)), train_seconds=round(seconds, 3),
+                         units=params.train.units, window=params.preprocess.window,
+                         registered_model=model_name, model_version=version)
         with atomic.atomic_path(paths.MODEL) as tmp:
             model.save(tmp)
         atomic.write_text(paths.TRAINING_HISTORY, history_csv(history))
-        atomic.write_json(paths.TRAIN_INFO, info)
+        info.write(paths.TRAIN_INFO)
 
 
 if __name__ == "__main__":

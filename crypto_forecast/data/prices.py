@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 MIN_ROWS = 30
 # A CSV larger than this is refused before it is read: daily bars for 100 years are ~8 MB.
 MAX_CSV_BYTES = 64 * 1024 * 1024
+# Closes the arithmetic downstream can square, sum and scale without overflowing or losing
+# every digit (squares of 1e15 are 1e30; float64 goes to 1.8e308): no asset trades outside
+# this range in any currency, so a value beyond it is a unit or parsing mistake.
+MIN_CLOSE = 1e-9
+MAX_CLOSE = 1e15
 
 
 def normalize_yahoo_frame(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
@@ -112,12 +117,15 @@ def read_price_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def validate_prices(frame: pd.DataFrame, what: str, min_rows: int = MIN_ROWS) -> pd.DataFrame:
+def validate_prices(frame: pd.DataFrame, what: str, min_rows: int = MIN_ROWS, *,
+                    max_daily_move: float | None = None, on_jump: str = "warn") -> pd.DataFrame:
     """The one validation every source passes; returns the frame sorted by date.
 
     Unsorted rows are sorted (and said so); duplicate dates, non-finite or non-positive
-    closes and too few rows are errors. Gaps (missing calendar days) are allowed and
-    counted in the log: weekends are normal for stocks, rare for crypto.
+    closes, closes outside [MIN_CLOSE, MAX_CLOSE] and too few rows are errors. Gaps (missing
+    calendar days) are allowed and counted in the log: weekends are normal for stocks, rare
+    for crypto. A close more than `max_daily_move` times the previous one (or below it by
+    that factor) is a loud warning, or an error with `on_jump="error"`.
     """
     if frame.empty:
         raise DataError(f"{what} has no rows — check the ticker and the date range")
@@ -139,6 +147,16 @@ def validate_prices(frame: pd.DataFrame, what: str, min_rows: int = MIN_ROWS) ->
             f"positive (first: {frame.index[i].date()} = {float(close[i])}) "
             "— fix or drop those rows"
         )
+    extreme = (close < MIN_CLOSE) | (close > MAX_CLOSE)
+    if extreme.any():
+        i = int(np.argmax(extreme))
+        raise DataError(
+            f"{what} has {int(extreme.sum())} Close value(s) outside {MIN_CLOSE:g} .. "
+            f"{MAX_CLOSE:g} (first: {frame.index[i].date()} = {float(close[i]):g}), beyond any "
+            "real price — check the units or the file, and fix or drop those rows"
+        )
+    if max_daily_move is not None:
+        _check_jumps(frame, close, what, max_daily_move, on_jump)
     if len(frame) < min_rows:
         raise DataError(
             f"{what} has only {len(frame)} rows, fewer than the {min_rows} needed "
@@ -148,6 +166,23 @@ def validate_prices(frame: pd.DataFrame, what: str, min_rows: int = MIN_ROWS) ->
     if gaps:
         log.warning("%s: %d gap(s) between consecutive dates (kept as is, not filled)", what, gaps)
     return frame
+
+
+def _check_jumps(frame: pd.DataFrame, close: np.ndarray, what: str, limit: float,
+                 on_jump: str) -> None:
+    ratio = close[1:] / close[:-1]
+    jumps = (ratio > limit) | (ratio < 1 / limit)
+    if not jumps.any():
+        return
+    i = int(np.argmax(jumps)) + 1
+    message = (f"{what} has {int(jumps.sum())} implausible daily move(s) of more than "
+               f"{limit:g}x (first: {frame.index[i - 1].date()} {close[i - 1]:.6g} -> "
+               f"{frame.index[i].date()} {close[i]:.6g})")
+    if on_jump == "error":
+        raise DataError(f"{message} — fix or drop those rows, or raise download.max_daily_move "
+                        "(or set download.on_jump: warn) if the move is real")
+    log.warning("%s — check the data: a bad row skews the scaler and every forecast (set "
+                "download.on_jump: error to refuse such data)", message)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,48 @@ def read_json(path: Path, produced_by: str) -> dict[str, Any]:
     return data
 
 
+WINDOW_PARTS = ("train", "val", "test")
+
+
 def read_windows(path: Path = paths.WINDOWS) -> dict[str, np.ndarray]:
+    """The windows preprocess wrote, checked: x_<part> (n, window, 1) and y_<part> (n,),
+    finite floats, for train, val and test, one window length throughout."""
     if not path.exists():
         raise ArtifactError(f"{path} is missing — run `dvc repro preprocess` first")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} is unreadable ({exc}) — rerun `dvc repro -f preprocess`") from None
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive of windows")
+        with loaded as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {str(exc)[:120]}) — "
+                            "rerun `dvc repro -f preprocess`") from None
+    problem = _windows_problem(arrays)
+    if problem:
+        raise ArtifactError(f"{path} is damaged ({problem}) — restore it with `dvc checkout "
+                            f"{path}` or rerun `dvc repro -f preprocess`")
+    return arrays
+
+
+def _windows_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    window = None
+    for part in WINDOW_PARTS:
+        x, y = arrays.get(f"x_{part}"), arrays.get(f"y_{part}")
+        if x is None or y is None:
+            return f"no x_{part} / y_{part}"
+        if x.dtype.kind != "f" or y.dtype.kind != "f":
+            return f"x_{part} / y_{part} are not floats"
+        if x.ndim != 3 or x.shape[2] != 1 or y.ndim != 1 or len(x) != len(y):
+            return f"x_{part} {x.shape} / y_{part} {y.shape} are not (n, window, 1) / (n,)"
+        if window is not None and x.shape[1] != window:
+            return f"x_{part} has windows of {x.shape[1]} days, x_train of {window}"
+        window = x.shape[1]
+        if len(x) == 0 or window < 2:
+            return f"x_{part} is empty"
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return f"x_{part} / y_{part} hold NaN or infinite values"
+    return None
 
 
 def read_series(path: Path = paths.SERIES) -> pd.DataFrame:
@@ -62,6 +97,10 @@ def read_raw(ticker: str) -> pd.DataFrame:
     except (KeyError, ValueError) as exc:  # pandas' parse errors are ValueErrors
         raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {exc}) — {fix}") from None
     close = raw["Close"].to_numpy()
-    if not isinstance(raw.index, pd.DatetimeIndex) or not (np.isfinite(close) & (close > 0)).all():
-        raise ArtifactError(f"{path} has non-date or non-positive/missing rows — {fix}")
+    # download's bounds (data.prices.MIN_CLOSE / MAX_CLOSE; not imported, so that every stage
+    # keeps its declared deps): beyond them an edited file overflows downstream.
+    plausible = np.isfinite(close) & (close >= 1e-9) & (close <= 1e15)
+    if not isinstance(raw.index, pd.DatetimeIndex) or not plausible.all():
+        raise ArtifactError(f"{path} has non-date, missing or implausible (outside 1e-09 .. "
+                            f"1e+15) rows — {fix}")
     return raw

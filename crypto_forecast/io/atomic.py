@@ -17,8 +17,21 @@ from typing import Any
 
 from crypto_forecast.errors import StorageError
 
-# Write failures the user fixes outside the pipeline (free space, raise a limit, remount).
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+# Write failures the user fixes outside the pipeline, and the fix for each cause.
+_FREE_SPACE = "free disk space (or raise the quota / file-size limit) and rerun"
+_STORAGE_FIXES = {
+    errno.ENOSPC: _FREE_SPACE, errno.EDQUOT: _FREE_SPACE, errno.EFBIG: _FREE_SPACE,
+    errno.EROFS: "the file system is mounted read-only: remount it writable, or run the "
+                 "project from a writable copy",
+    errno.EACCES: "make the folder writable (`chmod u+w`, or `chattr -i` if it is immutable) "
+                  "and rerun",
+    errno.EPERM: "make the folder writable (`chmod u+w`, or `chattr -i` if it is immutable) "
+                 "and rerun",
+    errno.ENOTDIR: "a file stands where a folder should be: move it aside and rerun",
+    errno.EISDIR: "a folder stands where the file should be: move it aside and rerun",
+    errno.ENAMETOOLONG: "use a shorter path (move the project, or shorten the ticker)",
+    errno.EMFILE: "close other programs or raise `ulimit -n`, then rerun",
+}
 
 
 def _file_mode() -> int:
@@ -50,11 +63,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
     except OSError as exc:
-        if exc.errno not in _STORAGE_ERRNOS:
+        fix = _STORAGE_FIXES.get(exc.errno or 0)
+        if fix is None:
             raise
         raise StorageError(
-            f"cannot write {target} ({os.strerror(exc.errno)}) — free disk space (or raise the "
-            f"quota / file-size limit) and rerun; the previous {target.name}, if any, is untouched"
+            f"cannot write {target} ({os.strerror(exc.errno or 0)}) — {fix}; the previous "
+            f"{target.name}, if any, is untouched"
         ) from None
     finally:
         if tmp is not None:

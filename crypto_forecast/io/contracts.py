@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crypto_forecast.errors import ArtifactError
 from crypto_forecast.io import atomic
@@ -55,3 +55,21 @@ class Contract(BaseModel):
         data = self.model_dump(mode="json")
         data["schema_version"] = self.SCHEMA_VERSION
         atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+# --- stage `train` -> evaluate, forecast (bad-input defences) -------------------------------
+
+class TrainInfo(Contract):
+    """models/train_info.json: which MLflow run and registered version the model is."""
+
+    run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    experiment_id: str
+    param_count: int = Field(ge=1)
+    epochs_run: int = Field(ge=1)
+    best_epoch: int = Field(ge=1)
+    best_val_loss: float = Field(ge=0, allow_inf_nan=False)
+    train_seconds: float = Field(ge=0, allow_inf_nan=False)
+    units: tuple[int, ...] = Field(min_length=1)
+    window: int = Field(ge=2)
+    registered_model: str
+    model_version: int = Field(ge=1)

@@ -34,7 +34,7 @@ def fit_network(params: Params, arrays: dict[str, np.ndarray], callbacks: Sequen
                         callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss",
                                                                  patience=cfg.patience,
                                                                  restore_best_weights=True),
-                                   *callbacks],
+                                   keras.callbacks.TerminateOnNaN(), *callbacks],
                         verbose=0)
     # Later predict() calls (signature, MLflow's input example) are tiny: compiling them with
     # XLA would cost more than it saves.
@@ -48,3 +48,73 @@ def history_csv(history: dict[str, list[float]]) -> str:
     for i, (lo, vl) in enumerate(zip(history["loss"], history["val_loss"], strict=True), start=1):
         lines.append(f"{i},{lo:.8g},{vl:.8g}")
     return "\n".join(lines) + "\n"
+
+
+# --- refusals before and after fitting (bad-input defences) --------------------------------
+
+def estimate_training_bytes(window: int, units: Sequence[int], batch_size: int) -> int:
+    """A rough upper estimate of the memory `fit_network` needs, in bytes.
+
+    Weights, their gradients and Adam's two moments (4 copies), plus the recurrent kernels'
+    per-time-step gradients an XLA-compiled step may hold at once (`window` copies), plus
+    each layer's gates and states for a batch over the window, all float32.
+    """
+    params, features, activations = 0, 1, 0
+    for u in units:
+        params += 4 * (u * (features + u) + u)
+        activations += batch_size * window * 6 * u
+        features = u
+    params += features + 1
+    recurrent = sum(4 * u * u for u in units)
+    return 4 * (4 * params + window * recurrent + 4 * activations)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process may still use: MemAvailable, or the cgroup limit if lower."""
+    found: list[int] = []
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):  # noqa: SIM115
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()  # noqa: SIM115
+        if limit.isdigit():
+            found.append(int(limit))
+    except OSError:
+        pass
+    return min(found) if found else None
+
+
+def check_memory(params: Params) -> None:
+    """Refuse up front a network too large to train here, with the estimate."""
+    from crypto_forecast.errors import ConfigError
+
+    cfg = params.train
+    need = estimate_training_bytes(params.preprocess.window, cfg.units, cfg.batch_size)
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"params.yaml: train.units {list(cfg.units)} (window {params.preprocess.window}, "
+            f"batch {cfg.batch_size}) needs about {need / 2**30:.1f} GiB to train, more than "
+            f"the {have / 2**30:.1f} GiB available here — use fewer units (the lecture's "
+            "[50, 50] needs a few MB)")
+
+
+def require_finite(model: Any, history: dict[str, list[float]]) -> None:
+    """Refuse to save or register a model whose training diverged (NaN or infinite loss or
+    weights): it would be registered as `candidate` and break every later stage."""
+    from crypto_forecast.errors import PipelineError
+
+    for key in ("loss", "val_loss"):
+        values = history.get(key, [])
+        bad = [i for i, v in enumerate(values, start=1) if not math.isfinite(v)]
+        if bad or not values:
+            where = f"{key} was {values[bad[0] - 1]} at epoch {bad[0]}" if bad else f"no {key}"
+            raise PipelineError(
+                f"training diverged ({where}); the model was not saved or registered — lower "
+                "train.learning_rate (e.g. 0.001) and rerun")
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise PipelineError("training diverged (non-finite weights); the model was not saved or "
+                            "registered — lower train.learning_rate (e.g. 0.001) and rerun")

@@ -20,34 +20,52 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def stage_run(experiment: str, *, run_id: str | None = None, run_name: str | None = None,
-              tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Open (or resume, given `run_id`) a run; end it FINISHED, FAILED or KILLED."""
+              tags: dict[str, str] | None = None, stage: str = "stage"
+              ) -> Iterator[mlflow.ActiveRun]:
+    """Open a run and end it FINISHED, FAILED or KILLED; or resume a finished one (`run_id`).
+
+    A resumed run (evaluate and forecast add to the training's run) keeps the status its
+    training gave it: a later stage that fails or is interrupted says so in the tag
+    `<stage>_status` (`failed`, `interrupted`; `finished` on success) rather than relabelling
+    a finished training FAILED or KILLED.
+    """
     experiment_id = open_experiment(experiment)
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    resumed_status = None
     if run_id is not None:
         try:
-            mlflow.MlflowClient().get_run(run_id)
+            resumed_status = mlflow.MlflowClient().get_run(run_id).info.status
         except MlflowException:
             raise TrackingError(
                 f"MLflow run {run_id} (from models/train_info.json) is not in {tracking_uri()} "
                 "— retrain with `dvc repro -f train` or point MLFLOW_TRACKING_URI at its store"
             ) from None
     with mlflow_errors(f"cannot start an MLflow run in {tracking_uri()}",
-                       "check the store is writable and not locked by another process, or set "
-                       "MLFLOW_TRACKING_URI"):
+                       "check MLFLOW_TRACKING_URI, or unset it to use the project's mlflow.db"):
         active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
                                   run_name=run_name, tags=tags)
+
+    def end(outcome: str, status: str) -> None:
+        if resumed_status is None:
+            mlflow.end_run(status=status)
+            return
+        try:  # the stage's own failure is what the user must see, not a second one here
+            mlflow.set_tag(f"{stage}_status", outcome)
+        except Exception as exc:
+            log.warning("could not tag run %s %s_status=%s (%s)", run_id, stage, outcome, exc)
+        mlflow.end_run(status=resumed_status if resumed_status != "RUNNING" else "FINISHED")
+
     try:
         yield active
     except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
+        end("interrupted", "KILLED")
         raise
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        end("failed", "FAILED")
         raise
-    mlflow.end_run(status="FINISHED")
+    end("finished", "FINISHED")
 
 
 def log_params(flat: dict[str, Any]) -> None:

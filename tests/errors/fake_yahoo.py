@@ -168,6 +168,14 @@ def reset_yfinance() -> None:
     yf_cache._CookieCacheManager._Cookie_cache = yf_cache._CookieCacheDummy()
 
 
+def harness_calls(stderr: str) -> list[str]:
+    """The requests the fake transport answered in a HARNESS run (its last stderr report)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("fake-yahoo calls: ")]
+    assert lines, "the harness did not report the fake transport's calls"
+    calls: list[str] = json.loads(lines[-1].removeprefix("fake-yahoo calls: "))
+    return calls
+
+
 # Runs `python -m stages.download` in-process with Yahoo's transport replaced by a
 # FakeYahooSession built from the JSON in argv[1]; back-off shortened to keep tests fast.
 HARNESS = """
@@ -180,7 +188,16 @@ f.reset_yfinance()
 kw = json.loads(sys.argv[1])
 listed = kw.get("listed", {"ETH-USD": "2017-11-09"})
 kw["listed"] = {k: datetime.date.fromisoformat(v) for k, v in listed.items()}
-yfinance.data.new_session = lambda: f.FakeYahooSession(**kw)
+sessions = []
+def fake_session():
+    sessions.append(f.FakeYahooSession(**kw))
+    return sessions[-1]
+yfinance.data.new_session = fake_session
+# Proof for the tests that this transport answered (the hook above is yfinance-private: if
+# yfinance stopped calling it, an offline run would fail the same way on the real network).
+import atexit
+atexit.register(lambda: sys.stderr.write("fake-yahoo calls: " + json.dumps(
+    [c for s in sessions for c in s.calls]) + chr(10)))
 y.BACKOFF_SECONDS = 0.01
 from crypto_forecast.cli import run_stage
 run_stage("download", d.main)

@@ -71,7 +71,8 @@ def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
     np.savez(buf, x_train=np.array([{"payload": 1}], dtype=object))
     path = tmp_path / "windows.npz"
     path.write_bytes(buf.getvalue())
-    with pytest.raises(ArtifactError, match=r"is unreadable .* rerun `dvc repro -f preprocess`"):
+    with pytest.raises(ArtifactError, match=r"is unreadable \(ValueError: Object arrays cannot be loaded "
+                       r"when allow_pickle=False\) — rerun `dvc repro -f preprocess`"):
         read_windows(path)
 
 

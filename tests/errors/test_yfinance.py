@@ -183,6 +183,8 @@ def test_stage_yahoo_offline_one_line_nothing_touched(proj: Path) -> None:
         result, 1, "Yahoo Finance is unreachable or down after 3 attempts", "DNSError",
         "use download.source: csv")
     assert snapshot(proj) == before
+    chart = [c for c in fake_yahoo.harness_calls(result.stderr) if fake_yahoo.CHART in c]
+    assert len(chart) == MAX_ATTEMPTS, chart  # the fake answered every attempt, not the network
 
 
 def test_stage_unknown_ticker_one_line_nothing_touched(proj: Path) -> None:
@@ -196,6 +198,8 @@ def test_stage_auto_offline_falls_back_loudly(proj: Path) -> None:
     result, _ = run_download(proj, "auto", {"fault": "timeout"})
     assert result.returncode == 0, result.stderr
     assert "FALLING BACK TO SYNTHETIC DATA" in result.stderr
+    chart = [c for c in fake_yahoo.harness_calls(result.stderr) if fake_yahoo.CHART in c]
+    assert len(chart) == MAX_ATTEMPTS, chart
     meta = json.loads((proj / "data/raw/meta.json").read_text())
     assert meta["source_used"] == "synthetic" and meta["source_note"] == "fallback: Yahoo unreachable"
 

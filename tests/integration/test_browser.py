@@ -34,6 +34,25 @@ def format_metric(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+# Has the names grid rendered the rows at the values grid's new scroll position? The page
+# re-renders the names grid to follow the values grid, but one scroll event late (seen with
+# MLflow 3.17: after scrolling back to 0 it stays at the previous position; a synthetic
+# scroll event does not move it), so until it has, nudge the values grid by a pixel: a real
+# scroll. Rows are placed absolutely, 45 px tall, 300 px in view.
+_ROWS_AT = """([names, values]) => {
+    const y = values.scrollTop;
+    const shown = Array.from(names.querySelectorAll('div')).some(d => d.style.position ===
+        'absolute' && parseInt(d.style.top) + 45 > y && parseInt(d.style.top) < y + 300);
+    if (!shown) values.scrollTop = y + (y > 0 ? -1 : 1);
+    return shown; }"""
+# The value cells at row height `top`, or null until they are rendered.
+_CELLS_AT = """([grid, top]) => {
+    const cells = Array.from(grid.querySelectorAll('div'))
+        .filter(d => d.style.position === 'absolute' && d.style.top === top)
+        .map(d => d.innerText.trim());
+    return cells.length ? cells : null; }"""
+
+
 def metric_row(page: Page, key: str) -> tuple[list[str], int]:
     """The values shown for metric `key`, one per run, scrolled into view, and its row's
     offset in the grid.
@@ -47,19 +66,18 @@ def metric_row(page: Page, key: str) -> tuple[list[str], int]:
     height = int(values.evaluate("e => e.scrollHeight"))
     for offset in range(0, height + 200, 200):
         values.evaluate("(e, y) => { e.scrollTop = y; }", offset)
-        page.wait_for_timeout(300)
+        # Wait for the names grid to render the rows at this scroll position (a condition,
+        # not a pause): a row whose top is within the 300 px window now in view.
+        page.wait_for_function(_ROWS_AT, arg=[names.element_handle(), values.element_handle()],
+                               polling=100, timeout=30_000)
         name = names.get_by_text(key, exact=True)
         if name.count():
             top = name.first.evaluate("e => e.closest('div[style*=\"top\"]').style.top")
             values.evaluate("(e, y) => { e.scrollTop = y; }", int(top.removesuffix("px")))
-            for _ in range(20):  # the values grid renders the row a moment later
-                page.wait_for_timeout(300)
-                cells: list[str] = values.evaluate(
-                    "(e, top) => Array.from(e.querySelectorAll('div'))"
-                    ".filter(d => d.style.position === 'absolute' && d.style.top === top)"
-                    ".map(d => d.innerText.trim())", top)
-                if cells:
-                    return cells, int(top.removesuffix("px"))
+            # The values grid renders the row a moment later: wait until its cells exist.
+            cells: list[str] = page.wait_for_function(
+                _CELLS_AT, arg=[values.element_handle(), top], timeout=30_000).json_value()
+            return cells, int(top.removesuffix("px"))
     raise AssertionError(f"metric {key} not on the compare page")
 
 
@@ -113,7 +131,11 @@ def check_compare_page(db_path: Path, out: Path) -> Path:
             grid = page.locator("div.ReactVirtualized__Grid").nth(1)
             grid.wait_for(timeout=180_000)
             grid.scroll_into_view_if_needed()
-            page.wait_for_timeout(1000)
+            # Drawn when its cells hold text and the fonts are loaded: conditions, not a pause.
+            page.wait_for_function(
+                "g => Array.from(g.querySelectorAll('div')).some(d => d.style.position === "
+                "'absolute' && d.innerText.trim())", arg=grid.element_handle(), timeout=60_000)
+            page.evaluate("document.fonts.ready.then(() => true)")
             shot = out / "mlflow-compare.png"
             page.screenshot(path=str(shot))
         finally:
