@@ -61,6 +61,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def artifact_errors(stage: str) -> Iterator[None]:
+    """Logging a stage's results to a tracking artifact folder that cannot be written
+    (read-only, full) is one clear line; the stage has written nothing yet."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            f"cannot log {stage}'s results to the MLflow run's artifact folder ({exc}) — make it "
+            "writable (or set MLFLOW_TRACKING_URI to a writable store) and rerun; no output "
+            "was written") from None
+
+
 def write_bytes(target: Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
