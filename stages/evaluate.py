@@ -89,9 +89,9 @@ def main() -> None:
             mlflow.log_table(result.scores, artifact_file="evaluation/scores_by_horizon.json")
             for path, text in files.items():
                 mlflow.log_text(text, f"reports/{path.relative_to(paths.REPORTS_DIR)}")
-    # Last, once nothing else can fail: the stage's outputs, each atomically.
-    for path, text in files.items():
-        atomic.write_text(path, text)
+        # Last, once everything else has worked: all outputs in one atomic step (a full
+        # disk replaces none of them and ends the run FAILED).
+        atomic.write_all(files)
 
     report = result.report
     head, period = report.headline, report.test_period

@@ -81,13 +81,12 @@ def main() -> None:
                 staged = Path(tmp) / paths.FORECAST_PNG.name
                 staged.write_bytes(png)
                 mlflow.log_artifact(str(staged), "reports")
-    # Last, once nothing else can fail: the stage's outputs, each atomically.
-    atomic.write_bytes(paths.FORECAST_PNG, png)
-    for path, text in texts.items():
-        atomic.write_text(path, text)
+        # Last, once everything else has worked: all outputs in one atomic step.
+        atomic.write_all({paths.FORECAST_PNG: png, **texts})
     log.info("forecast %s .. %s: %s", fc.index[0].date(), fc.index[-1].date(),
              ", ".join(f"{v:,.0f}" for v in fc["forecast"]))
     log.info("wrote %s", ", ".join(str(p) for p in (paths.FORECAST_PNG, *texts)))
+
 
 if __name__ == "__main__":
     run_stage("forecast", main)

@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,37 @@ def atomic_path(target: Path) -> Iterator[Path]:
         ) from None
     finally:
         if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def write_all(files: Mapping[Path, str | bytes]) -> None:
+    """Write several outputs as one step: every temporary file is written and fsynced
+    before any target is replaced, so a full disk leaves all the previous files as they
+    were, not some old and some new."""
+    staged: list[tuple[Path, Path]] = []
+    target: Path | None = None
+    try:
+        for target, content in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}")
+            staged.append((Path(tmp_name), target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp_name, _file_mode())
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        raise StorageError(
+            f"cannot write {target} ({os.strerror(exc.errno)}) — free disk space (or raise the "
+            "quota / file-size limit) and rerun; the previous outputs, if any, are untouched"
+        ) from None
+    finally:
+        for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
 
 
