@@ -70,7 +70,7 @@ def main() -> None:
     from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.evaluate
-    result = evaluate(net, series, scaler, target=params.preprocess.target,
+    result = evaluate(model=net, series=series, scaler=scaler, target=params.preprocess.target,
                       window=params.preprocess.window, horizon=cfg.horizon,
                       ma_window=cfg.ma_window, levels=cfg.interval_levels,
                       volatility_days=cfg.volatility_days

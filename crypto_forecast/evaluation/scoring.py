@@ -108,7 +108,7 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def horizon_scores(scores: pd.DataFrame, horizon: int | None) -> HorizonScores:
+def horizon_scores(scores: pd.DataFrame, *, horizon: int | None) -> HorizonScores:
     """The typed scores of one horizon (None: the pooled rows) from `evaluate_table`."""
     rows = scores[scores["horizon"].isna()] if horizon is None else \
         scores[scores["horizon"] == horizon]
@@ -161,9 +161,9 @@ def measure_bands(test: pd.DataFrame, *, widths: dict[float, np.ndarray], unit: 
         for h in range(1, q.size + 1):
             at = horizons == h
             per_h.append(BandAtHorizon(
-                horizon=h, score_quantile=float(q[h - 1]),
+                horizon=h, score_quantile=_finite(float(q[h - 1])),
                 coverage=coverage(actual[at], lower[at], upper[at]),
-                half_width_pct=float(np.mean(np.expm1(half[at])) * 100.0)))
+                half_width_pct=_finite(float(np.mean(np.expm1(half[at])) * 100.0))))
         out.append(BandCalibration(nominal=level, volatility_days=volatility_days,
                                    coverage=coverage(actual, lower, upper), horizons=per_h))
     return out
@@ -230,7 +230,7 @@ def check_split_lengths(parts: Mapping[str, tuple[np.ndarray, int]], *, horizon:
             )
 
 
-def build_backtest(model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, *,
+def build_backtest(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler,
                    target: Target, window: int, horizon: int, ma_window: int
                    ) -> tuple[pd.DataFrame, float]:
     """The long backtest table over validation and test (`split` says which), and the
@@ -261,14 +261,14 @@ def training_scale(series: pd.DataFrame) -> float:
     return naive_scale(train) if np.any(np.diff(train) != 0) else math.nan
 
 
-def evaluate(model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, *, target: Target,
+def evaluate(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
              window: int, horizon: int, ma_window: int, levels: tuple[float, ...],
              volatility_days: int = 0, param_count: int = 0) -> Evaluation:
     """Backtest on validation (to calibrate the bands) and test (to score everything).
 
     `volatility_days` > 0 scales the bands by each origin's recent volatility.
     """
-    table, seconds = build_backtest(model, series, scaler, target=target, window=window,
+    table, seconds = build_backtest(model=model, series=series, scaler=scaler, target=target, window=window,
                                     horizon=horizon, ma_window=ma_window)
     val, test = (table[table["split"] == s].reset_index(drop=True) for s in ("val", "test"))
     close = series["close"].to_numpy(dtype=np.float64)
@@ -278,7 +278,7 @@ def evaluate(model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, *, ta
     scores = pd.concat([evaluate_table(test, metrics=metrics),
                         evaluate_table(test, metrics=metrics, by_horizon=False)],
                        ignore_index=True)
-    steps = [horizon_scores(scores, h) for h in range(1, horizon + 1)]
+    steps = [horizon_scores(scores, horizon=h) for h in range(1, horizon + 1)]
 
     units = partial(origin_units, close=close, dates=dates, volatility_days=volatility_days)
     widths = calibrate_bands(val, levels=levels, unit=units(val))
@@ -299,7 +299,7 @@ def evaluate(model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, *, ta
                                drift_per_day=train_drift(
                                    series.loc[series["split"] == "train", "close"].to_numpy()),
                                ma_window=ma_window),
-        horizons=steps, pooled=horizon_scores(scores, None), bands=bands)
+        horizons=steps, pooled=horizon_scores(scores, horizon=None), bands=bands)
     return Evaluation(report=report, table=table, scores=scores,
                       by_horizon=by_horizon_table(report), one_step=one,
                       horizon_view=horizon_view_table(test, widths=widths, unit=test_unit,

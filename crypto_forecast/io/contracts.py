@@ -102,12 +102,13 @@ class HorizonScores(_Part):
 
 class BandAtHorizon(_Part):
     """A band at one horizon: its calibrated quantile of the (scaled) log-ratio scores, its
-    test coverage and mean half-width in percent of the forecast."""
+    test coverage and mean half-width in percent of the forecast. A null quantile is an
+    unbounded band (a validation forecast at or below zero scores infinity)."""
 
     horizon: int
-    score_quantile: Finite
+    score_quantile: Score
     coverage: Finite
-    half_width_pct: Finite
+    half_width_pct: Score
 
 
 class BandCalibration(_Part):

@@ -26,7 +26,8 @@ def band_widths(evaluation: EvaluationReport, horizon: int, close: np.ndarray
                 "`dvc repro evaluate` (forecast.horizon must not exceed evaluate.horizon)")
         days = b.volatility_days
         unit = float(recent_volatility(close, [close.size - 1], days)[0]) if days else 1.0
-        out[b.name] = unit * np.array([h.score_quantile for h in b.horizons[:horizon]])
+        out[b.name] = unit * np.array([np.inf if h.score_quantile is None else h.score_quantile
+                                       for h in b.horizons[:horizon]])
     return out
 
 

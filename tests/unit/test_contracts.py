@@ -21,8 +21,9 @@ def _report() -> EvaluationReport:
     close = pd.Series(500 * np.exp(np.cumsum(rng.normal(0, 0.02, 260))),
                       index=pd.date_range("2021-01-01", periods=260, freq="D"))
     frame, scaler, _ = split_and_scale(close, 8, 0.2, 0.2, "price")
-    return evaluate(lambda x: x[:, -1, 0], frame, scaler, target="price", window=8, horizon=3,
-                    ma_window=4, levels=(0.8, 0.95), volatility_days=5, param_count=77).report
+    return evaluate(model=lambda x: x[:, -1, 0], series=frame, scaler=scaler, target="price",
+                    window=8, horizon=3, ma_window=4, levels=(0.8, 0.95), volatility_days=5,
+                    param_count=77).report
 
 
 def test_round_trip_gives_the_same_model(tmp_path: Path) -> None:

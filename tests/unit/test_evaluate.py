@@ -37,7 +37,8 @@ def _last_value(x: np.ndarray) -> np.ndarray:
 
 def test_the_long_table_has_a_row_per_origin_and_horizon_inside_each_split() -> None:
     frame, scaler, _ = _frame()
-    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=4,
+    result = evaluate(model=_last_value, series=frame, scaler=scaler,
+                      target="price", window=10, horizon=4,
                       ma_window=5, levels=(0.8,))
     table = result.table
     assert list(table.columns) == ["origin", "horizon", "date", "actual", *PREDICTORS, "split"]
@@ -56,7 +57,8 @@ def test_the_long_table_has_a_row_per_origin_and_horizon_inside_each_split() -> 
 
 def test_scores_come_from_the_table_like_utilsforecast_evaluate() -> None:
     frame, scaler, _ = _frame()
-    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=3,
+    result = evaluate(model=_last_value, series=frame, scaler=scaler,
+                      target="price", window=10, horizon=3,
                       ma_window=5, levels=(0.8,))
     scores = result.scores
     assert list(scores.columns) == ["horizon", "metric", *PREDICTORS]
@@ -75,7 +77,8 @@ def test_scores_come_from_the_table_like_utilsforecast_evaluate() -> None:
 
 def test_a_persistence_network_scores_skill_one_everywhere() -> None:
     frame, scaler, _ = _frame()
-    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=4,
+    result = evaluate(model=_last_value, series=frame, scaler=scaler,
+                      target="price", window=10, horizon=4,
                       ma_window=5, levels=(0.8, 0.95), param_count=123)
     report = result.report
     n_test = int((frame["split"] == "test").sum())
@@ -115,7 +118,8 @@ def test_a_persistence_network_scores_skill_one_everywhere() -> None:
 
 def test_constant_prices_give_undefined_skill_not_a_crash() -> None:
     frame, scaler, _ = _frame(flat=True)
-    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=3,
+    result = evaluate(model=_last_value, series=frame, scaler=scaler,
+                      target="price", window=10, horizon=3,
                       ma_window=5, levels=(0.8,))
     head = result.report.headline
     assert head.skill_h1 is None and head.skill_hmax is None
@@ -132,7 +136,8 @@ def test_constant_prices_give_undefined_skill_not_a_crash() -> None:
 def test_log_return_target_runs_the_same_way() -> None:
     frame, scaler, _ = _frame("log_return")
     zero = np.float32(scaler.transform(np.array([0.0]))[0])
-    result = evaluate(lambda x: np.full(x.shape[0], zero), frame, scaler, target="log_return",
+    result = evaluate(model=lambda x: np.full(x.shape[0], zero), series=frame, scaler=scaler,
+                      target="log_return",
                       window=10, horizon=3, ma_window=5, levels=(0.8,))
     assert result.report.at(3).skill_rmse == pytest.approx(1.0)
     assert result.report.target == "log_return"
@@ -141,15 +146,16 @@ def test_log_return_target_runs_the_same_way() -> None:
 def test_a_horizon_longer_than_the_split_is_refused() -> None:
     frame, scaler, _ = _frame(n=120)
     with pytest.raises(DataError, match=r"lower evaluate\.horizon"):
-        evaluate(_last_value, frame, scaler, target="price", window=10, horizon=40, ma_window=5,
-                 levels=(0.8,))
+        evaluate(model=_last_value, series=frame, scaler=scaler, target="price", window=10,
+                 horizon=40, ma_window=5, levels=(0.8,))
 
 
 def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_forecast() -> None:
     from crypto_forecast.serving.forecaster import band_widths
 
     frame, scaler, _ = _frame()
-    result = evaluate(_last_value, frame, scaler, target="price", window=10, horizon=3, ma_window=5,
+    result = evaluate(model=_last_value, series=frame, scaler=scaler,
+                      target="price", window=10, horizon=3, ma_window=5,
                       levels=(0.8,), volatility_days=10)
     (b,) = result.report.bands
     assert b.volatility_days == 10 and 0 < b.coverage <= 1
