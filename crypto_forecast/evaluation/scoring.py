@@ -76,7 +76,7 @@ class Evaluation:
 def table_metrics(*, mase_scale: float) -> dict[str, Metric]:
     """The metrics every predictor is scored with, in the order of `SCORE_KEYS`
     (tests/unit/test_evaluate.py checks the two agree)."""
-    out: dict[str, Metric] = {
+    return {
         "rmse": lambda a, p, r: rmse(a, p),
         "mae": lambda a, p, r: mae(a, p),
         "mape": lambda a, p, r: mape(a, p),
@@ -84,7 +84,6 @@ def table_metrics(*, mase_scale: float) -> dict[str, Metric]:
         "mase": lambda a, p, r: mase(a, p, mase_scale),
         "direction": lambda a, p, r: directional_accuracy(a, p, r),
     }
-    return out
 
 
 def evaluate_table(table: pd.DataFrame, *, metrics: Mapping[str, Metric],
