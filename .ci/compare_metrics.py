@@ -1,4 +1,5 @@
-"""Compare two metrics.json files; exit 1 listing every number that differs.
+"""Compare two JSON result files (metrics.json, evaluation.json); exit 1 listing every
+value that differs.
 
 Tolerance: relative 1e-9. Training is seeded with TensorFlow's deterministic ops, so on
 the same machine and libraries the numbers are bit-identical; the tolerance only absorbs
@@ -16,9 +17,10 @@ REL_TOL = 1e-9
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
+    if isinstance(obj, dict | list):
         out: dict[str, Any] = {}
-        for key, value in obj.items():
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+        for key, value in items:
             out.update(flatten(value, f"{prefix}{key}."))
         return out
     return {prefix.rstrip("."): obj}
@@ -36,7 +38,7 @@ def main(first: str, second: str) -> int:
         elif x != y:
             problems.append(f"{key}: {x!r} != {y!r}")
     if problems:
-        sys.stderr.write("CI: metrics differ after a forced rerun:\n  " + "\n  ".join(problems) + "\n")
+        sys.stderr.write(f"CI: {second} differs after a forced rerun:\n  " + "\n  ".join(problems) + "\n")
         return 1
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -28,6 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from crypto_forecast.io.contracts import EvaluationReport  # noqa: E402
 from tests.helpers import tracked_files  # noqa: E402  (one definition of a fresh clone's files)
 
 DEFAULT_DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -78,6 +80,7 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
             raise SystemExit(f"dvc repro failed for {ticker} {target} in {work}:\n{tail}")
         metrics = json.loads((work / "reports" / "metrics.json").read_text())
+        evaluation = EvaluationReport.read(work / "reports" / "evaluation.json", "evaluate")
         info = json.loads((work / "models" / "train_info.json").read_text())
         with sqlite3.connect(work / "mlflow.db") as db:
             timing = dict(db.execute(
@@ -87,18 +90,19 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    bt = metrics["backtest"]
-    horizon = int(bt["horizon"])
-    mases = [bt[f"h{h}"]["model"]["mase"] for h in range(1, horizon + 1)]
-    cover = {k: v["coverage"] for k, v in metrics["intervals"].items() if isinstance(v, dict)}
+    bt, steps = evaluation.backtest, evaluation.horizons
+    horizon = bt.horizon
+    mases = [s.lstm.mase or math.inf for s in steps]
+    cover = {b.name: b.coverage for b in evaluation.bands}
     row = {
         "ticker": ticker, "target": target, "overrides": overrides,
-        "test_period": metrics["test_period"], "origins": bt["origins"], "horizon": horizon,
-        "param_count": metrics["param_count"], "epochs_run": info.get("epochs_run"),
-        "skill_h1": bt["h1"]["skill_rmse"], f"skill_h{horizon}": bt[f"h{horizon}"]["skill_rmse"],
+        "test_period": evaluation.test_period.model_dump(), "origins": bt.origins,
+        "horizon": horizon, "param_count": metrics["param_count"],
+        "epochs_run": info.get("epochs_run"),
+        "skill_h1": steps[0].skill_rmse, f"skill_h{horizon}": steps[-1].skill_rmse,
         "mase_h1": mases[0], f"mase_h{horizon}": mases[-1], "mase_max": max(mases),
-        "persistence_mase_h1": bt["h1"]["persistence"]["mase"],
-        "persistence_mase_max": max(bt[f"h{h}"]["persistence"]["mase"] for h in range(1, horizon + 1)),
+        "persistence_mase_h1": steps[0].persistence.mase,
+        "persistence_mase_max": max(s.persistence.mase or math.inf for s in steps),
         "coverage": cover, "seconds": round(seconds, 1), "timing": timing,
     }
     row["goal_met"] = bool(row["skill_h1"] <= 1.0 and row["mase_max"] <= 1.0

@@ -1,12 +1,15 @@
 """Stage `forecast`: a recursive multi-day forecast from the last date in the data, with
-the conformal bands evaluate calibrated, and the report a person reads
-(reports/forecast.{csv,md,html,png}), logged to the training's run.
+the conformal bands evaluate calibrated (read from reports/evaluation.json), and the report
+a person reads (reports/forecast.{csv,md,html,png}). Everything is logged to the training's
+run first, from memory; the files are written last, so a failure leaves no new output.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +17,8 @@ from crypto_forecast.cli import run_stage
 from crypto_forecast.data.series import MinMaxScaler
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
-from crypto_forecast.io.contracts import TrainInfo
+from crypto_forecast.io.atomic import artifact_errors
+from crypto_forecast.io.contracts import EvaluationReport, TrainInfo
 from crypto_forecast.model.numpy_net import load_network
 from crypto_forecast.params import load_params
 from crypto_forecast.report.render import ReportContext, render_chart, render_html, render_markdown
@@ -30,7 +34,7 @@ def main() -> None:
     params = load_params()
     info = TrainInfo.read(paths.TRAIN_INFO, "train").model_dump(mode="json")
     meta = read_json(paths.RAW_META, "download")
-    metrics = read_json(paths.METRICS, "evaluate")
+    evaluation = EvaluationReport.read(paths.EVALUATION, "evaluate")
     scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
     series = read_series()
 
@@ -40,35 +44,48 @@ def main() -> None:
 
     from crypto_forecast.tracking import runs
     from crypto_forecast.tracking.provenance import git_commit
+    from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.forecast
+    widths = band_widths(evaluation, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
+    fc = forecast_frame(net, series, scaler, target=params.preprocess.target,
+                        window=params.preprocess.window, horizon=cfg.horizon, widths=widths)
+    commit, dirty = git_commit()
+    ticker = str(meta.get("ticker", "?"))
+    ctx = ReportContext(
+        ticker=ticker, source_used=str(meta.get("source_used", "?")),
+        data_first=str(series.index[0].date()), data_last=str(series.index[-1].date()),
+        days=len(series), sha256=str(meta.get("sha256", "")), run_id=str(info["run_id"]),
+        param_count=int(info["param_count"]), units=str(info.get("units", "?")),
+        window=params.preprocess.window, target=params.preprocess.target,
+        git_commit=commit + (" (uncommitted changes)" if dirty else ""),
+        history_days=cfg.history_days)
+    csv = io.StringIO()
+    fc.to_csv(csv, date_format="%Y-%m-%d", float_format="%.4f")
+    png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, list(widths),
+                       ctx.source_used == "synthetic")
+    texts = {
+        paths.FORECAST_CSV: csv.getvalue(),
+        paths.FORECAST_MD: render_markdown(ctx, evaluation, fc, paths.FORECAST_PNG.name),
+        paths.FORECAST_HTML: render_html(ctx, evaluation, fc, png),
+    }
     with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"]), stage="forecast"):
         runs.tag_stage_params(params, "forecast")
-        widths = band_widths(metrics, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
-        fc = forecast_frame(net, series, scaler, target=params.preprocess.target,
-                            window=params.preprocess.window, horizon=cfg.horizon, widths=widths)
-        commit, dirty = git_commit()
-        ticker = str(meta.get("ticker", "?"))
-        ctx = ReportContext(
-            ticker=ticker, source_used=str(meta.get("source_used", "?")),
-            data_first=str(series.index[0].date()), data_last=str(series.index[-1].date()),
-            days=len(series), sha256=str(meta.get("sha256", "")), run_id=str(info["run_id"]),
-            param_count=int(info["param_count"]), units=str(info.get("units", "?")),
-            window=params.preprocess.window, target=params.preprocess.target,
-            git_commit=commit + (" (uncommitted changes)" if dirty else ""),
-            history_days=cfg.history_days)
-        csv = io.StringIO()
-        fc.to_csv(csv, date_format="%Y-%m-%d", float_format="%.4f")
-        png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, list(widths),
-                           ctx.source_used == "synthetic")
-        atomic.write_text(paths.FORECAST_CSV, csv.getvalue())
-        atomic.write_bytes(paths.FORECAST_PNG, png)
-        atomic.write_text(paths.FORECAST_MD, render_markdown(ctx, metrics, fc, paths.FORECAST_PNG.name))
-        atomic.write_text(paths.FORECAST_HTML, render_html(ctx, metrics, fc, png))
-        for path in (paths.FORECAST_CSV, paths.FORECAST_PNG, paths.FORECAST_MD, paths.FORECAST_HTML):
-            mlflow.log_artifact(str(path), "reports")
-        log.info("forecast %s .. %s: %s", fc.index[0].date(), fc.index[-1].date(),
-                 ", ".join(f"{v:,.0f}" for v in fc["forecast"]))
+        with mlflow_errors("cannot log the forecast to MLflow",
+                           "check the store is writable and rerun; no output was written"), \
+                artifact_errors("forecast"):
+            for path, text in texts.items():
+                mlflow.log_text(text, f"reports/{path.name}")
+            # MLflow has no log_bytes: the PNG goes through a private temporary folder.
+            with tempfile.TemporaryDirectory() as tmp:
+                staged = Path(tmp) / paths.FORECAST_PNG.name
+                staged.write_bytes(png)
+                mlflow.log_artifact(str(staged), "reports")
+        # Last, once everything else has worked: all outputs in one atomic step.
+        atomic.write_all({paths.FORECAST_PNG: png, **texts})
+    log.info("forecast %s .. %s: %s", fc.index[0].date(), fc.index[-1].date(),
+             ", ".join(f"{v:,.0f}" for v in fc["forecast"]))
+    log.info("wrote %s", ", ".join(str(p) for p in (paths.FORECAST_PNG, *texts)))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ then sees its own prediction as the newest input, and so on. Only `close[:o + 1]
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,9 @@ from crypto_forecast.data.series import Float32Array, FloatArray, MinMaxScaler, 
 from crypto_forecast.errors import DataError
 from crypto_forecast.evaluation import baselines
 from crypto_forecast.model.numpy_net import Network, shared_prefix_forecast
+
+# The columns of the backtest table that hold forecasts, the network first.
+PREDICTORS = ("lstm", *baselines.BASELINES)
 
 # One batched forward pass: (n, window, 1) float32 in, n predictions (scaled) out.
 Predict = Callable[[Float32Array], np.ndarray]
@@ -90,21 +92,6 @@ def model_forecasts(model: Predictor, scaled: FloatArray, close: FloatArray, ori
     return to_prices(scaler.inverse(raw), last, target)
 
 
-@dataclass(frozen=True)
-class Backtest:
-    """Forecasts of every predictor and the actual prices, all (n_origins, horizon)."""
-
-    dates: pd.DatetimeIndex  # the origins' dates
-    origins: np.ndarray
-    actual: FloatArray
-    forecasts: dict[str, FloatArray]  # "model" first, then the baselines
-
-    @property
-    def reference(self) -> FloatArray:
-        """The origin's close, broadcast per horizon (for directional accuracy)."""
-        return np.repeat(self.forecasts["persistence"][:, :1], self.actual.shape[1], axis=1)
-
-
 def split_origins(labels: np.ndarray, part: str) -> tuple[np.ndarray, int]:
     """Origins whose 1-day target lies in `part` (from the day before its first day to the
     day before its last), and the end (exclusive) of `part`."""
@@ -114,15 +101,34 @@ def split_origins(labels: np.ndarray, part: str) -> tuple[np.ndarray, int]:
     return np.arange(idx[0] - 1, idx[-1]), int(idx[-1]) + 1
 
 
-def run_backtest(model_fc: FloatArray, close: FloatArray, dates: pd.DatetimeIndex,
-                 origins: np.ndarray, stop: int, horizon: int, drift_slope: float, ma_window: int
-                 ) -> Backtest:
-    """Put the model's forecasts next to the baselines' and the actual prices."""
+def backtest_table(*, lstm: FloatArray, close: FloatArray, dates: pd.DatetimeIndex,
+                   origins: np.ndarray, stop: int, drift_slope: float, ma_window: int,
+                   split: str) -> pd.DataFrame:
+    """The long backtest table of one split: a row per (origin, horizon) whose target lies
+    inside the split, with the actual price and every predictor's forecast (`PREDICTORS`).
+
+    `lstm` holds the network's forecasts in prices, (n_origins, horizon). Rows are ordered
+    by origin, then horizon.
+    """
+    model_fc = np.asarray(lstm, dtype=np.float64)
+    idx = np.asarray(origins, dtype=np.int64)
+    horizon = model_fc.shape[1]
     forecasts = {
-        "model": np.asarray(model_fc, dtype=np.float64),
-        "persistence": baselines.persistence(close, origins, horizon),
-        "drift": baselines.drift(close, origins, horizon, drift_slope),
-        "moving_average": baselines.moving_average(close, origins, horizon, ma_window),
+        "lstm": model_fc,
+        "persistence": baselines.persistence(close, idx, horizon),
+        "drift": baselines.drift(close, idx, horizon, drift_slope),
+        "moving_average": baselines.moving_average(close, idx, horizon, ma_window),
     }
-    return Backtest(dates=dates[origins], origins=origins,
-                    actual=actual_matrix(close, origins, horizon, stop), forecasts=forecasts)
+    actual = actual_matrix(close, idx, horizon, stop)
+    inside = ~np.isnan(actual).reshape(-1)
+    rows = np.repeat(idx, horizon)[inside]
+    steps = np.tile(np.arange(1, horizon + 1), idx.size)[inside]
+    table = pd.DataFrame({
+        "origin": dates[rows],
+        "horizon": steps,
+        "date": dates[rows + steps],
+        "actual": actual.reshape(-1)[inside],
+        **{name: fc.reshape(-1)[inside] for name, fc in forecasts.items()},
+    })
+    table["split"] = split
+    return table

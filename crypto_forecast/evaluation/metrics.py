@@ -60,9 +60,18 @@ def naive_scale(train: ArrayLike) -> float:
     return scale
 
 
+def safe_ratio(numerator: float, denominator: float) -> float:
+    """`numerator / denominator`, or NaN where that is undefined (a zero or non-finite
+    denominator: constant prices give persistence a zero error and MASE a zero scale)."""
+    if not (math.isfinite(denominator) and denominator != 0 and math.isfinite(numerator)):
+        return math.nan
+    return numerator / denominator
+
+
 def mase(actual: ArrayLike, predicted: ArrayLike, scale: float) -> float:
-    """Mean absolute scaled error: MAE / `scale` (below 1 beats in-sample one-step naive)."""
-    return mae(actual, predicted) / scale
+    """Mean absolute scaled error: MAE / `scale` (below 1 beats in-sample one-step naive);
+    NaN when `scale` is zero."""
+    return safe_ratio(mae(actual, predicted), scale)
 
 
 def directional_accuracy(actual: ArrayLike, predicted: ArrayLike, reference: ArrayLike) -> float:

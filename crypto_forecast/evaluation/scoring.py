@@ -1,13 +1,15 @@
-"""Scoring a trained network: the rolling-origin backtest over validation and test, every
-predictor's metrics per horizon, and the conformal bands calibrated on validation and
-checked on test."""
+"""Scoring a trained network: one long backtest table over validation and test, every
+metric computed from it (in the manner of Nixtla utilsforecast's `evaluate(df, metrics)`),
+the conformal bands calibrated on validation and checked on test, and the typed report
+evaluate writes."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -15,13 +17,13 @@ import pandas as pd
 from crypto_forecast.data.series import MinMaxScaler, Target
 from crypto_forecast.errors import DataError
 from crypto_forecast.evaluation.backtest import (
-    Backtest,
+    PREDICTORS,
     Predictor,
+    backtest_table,
     model_forecasts,
-    run_backtest,
     split_origins,
 )
-from crypto_forecast.evaluation.baselines import BASELINES, train_drift
+from crypto_forecast.evaluation.baselines import train_drift
 from crypto_forecast.evaluation.intervals import (
     band,
     conformal_quantile,
@@ -30,172 +32,280 @@ from crypto_forecast.evaluation.intervals import (
     log_ratio_scores,
     recent_volatility,
 )
-from crypto_forecast.evaluation.metrics import naive_scale, score, summary
+from crypto_forecast.evaluation.metrics import (
+    SCORE_KEYS,
+    directional_accuracy,
+    mae,
+    mape,
+    mase,
+    naive_scale,
+    rmse,
+    safe_ratio,
+    smape,
+)
+from crypto_forecast.io.contracts import (
+    BacktestSetup,
+    BandAtHorizon,
+    BandCalibration,
+    EvaluationReport,
+    Headline,
+    HorizonScores,
+    PredictorScores,
+    ScoredPeriod,
+)
 
-PREDICTORS = ("model", *BASELINES)
+# A metric of the backtest table: (actual, forecast, origin's close) -> a number (NaN where
+# undefined). The origin's close is persistence's forecast; direction is measured from it.
+Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What the stage writes: metrics.json's content and the plot tables."""
+    """What the stage writes: the typed report, the backtest table and scores it came from,
+    and the plot tables."""
 
-    metrics: dict[str, Any]
+    report: EvaluationReport
+    table: pd.DataFrame  # the long backtest table, validation and test
+    scores: pd.DataFrame  # test scores: a row per (horizon, metric), a column per predictor
     by_horizon: pd.DataFrame
     one_step: pd.DataFrame
     horizon_view: pd.DataFrame
     backtest_seconds: float
 
 
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN: undefined metrics (persistence's direction) become null."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+def table_metrics(*, mase_scale: float) -> dict[str, Metric]:
+    """The metrics every predictor is scored with, in the order of `SCORE_KEYS`
+    (tests/unit/test_evaluate.py checks the two agree)."""
+    return {
+        "rmse": lambda a, p, r: rmse(a, p),
+        "mae": lambda a, p, r: mae(a, p),
+        "mape": lambda a, p, r: mape(a, p),
+        "smape": lambda a, p, r: smape(a, p),
+        "mase": lambda a, p, r: mase(a, p, mase_scale),
+        "direction": lambda a, p, r: directional_accuracy(a, p, r),
+    }
 
 
-def horizon_scores(bt: Backtest, scale: float) -> dict[str, Any]:
-    """Per horizon (`h1`..) and pooled (`all`): every metric of every predictor, and skill."""
-    out: dict[str, Any] = {}
-    horizon = bt.actual.shape[1]
-    columns: list[tuple[str, slice]] = [(f"h{h + 1}", slice(h, h + 1)) for h in range(horizon)]
-    for key, cols in [*columns, ("all", slice(None))]:
-        entry: dict[str, Any] = {
-            name: score(bt.actual[:, cols], fc[:, cols], bt.reference[:, cols], scale)
-            for name, fc in bt.forecasts.items()
-        }
-        entry["skill_rmse"] = entry["model"]["rmse"] / entry["persistence"]["rmse"]
-        out[key] = entry
-    return out
+def evaluate_table(table: pd.DataFrame, *, metrics: Mapping[str, Metric],
+                   predictors: tuple[str, ...] = PREDICTORS, by_horizon: bool = True
+                   ) -> pd.DataFrame:
+    """Every metric of every predictor from the long table: a row per (horizon, metric)
+    (`by_horizon=False`: per metric, all horizons pooled), a column per predictor."""
+    groups = table.groupby("horizon", sort=True) if by_horizon else [(None, table)]
+    rows = []
+    for horizon, part in groups:
+        actual = part["actual"].to_numpy(dtype=np.float64)
+        reference = part["persistence"].to_numpy(dtype=np.float64)
+        for metric, fn in metrics.items():
+            rows.append({"horizon": horizon, "metric": metric,
+                         **{p: fn(actual, part[p].to_numpy(dtype=np.float64), reference)
+                            for p in predictors}})
+    return pd.DataFrame(rows)
 
 
-def calibrate(val: Backtest, levels: tuple[float, ...], unit: np.ndarray) -> dict[float, np.ndarray]:
-    """Per level, the conformal quantile of the log-ratio scores (divided by each origin's
-    `unit`: 1, or its recent volatility) for each horizon, from validation."""
-    scores = log_ratio_scores(val.actual, val.forecasts["model"]) / unit[:, np.newaxis]
-    return {level: np.array([conformal_quantile(scores[:, h], level)
-                             for h in range(scores.shape[1])]) for level in levels}
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
-def measure_coverage(test: Backtest, widths: dict[float, np.ndarray], unit: np.ndarray
-                     ) -> dict[str, Any]:
+def horizon_scores(scores: pd.DataFrame, *, horizon: int | None) -> HorizonScores:
+    """The typed scores of one horizon (None: the pooled rows) from `evaluate_table`."""
+    rows = scores[scores["horizon"].isna()] if horizon is None else \
+        scores[scores["horizon"] == horizon]
+    metric_names = rows["metric"].tolist()
+
+    def values(predictor: str) -> dict[str, float]:
+        return dict(zip(metric_names, rows[predictor].to_numpy(dtype=np.float64).tolist(),
+                        strict=True))
+
+    def of(predictor: str) -> PredictorScores:
+        got = values(predictor)
+        return PredictorScores(**{m: _finite(got[m]) for m in SCORE_KEYS})
+
+    skill = safe_ratio(values("lstm")["rmse"], values("persistence")["rmse"])
+    return HorizonScores(horizon=horizon, lstm=of("lstm"), persistence=of("persistence"),
+                         drift=of("drift"), moving_average=of("moving_average"),
+                         skill_rmse=_finite(skill))
+
+
+def origin_units(table: pd.DataFrame, *, close: np.ndarray, dates: pd.DatetimeIndex,
+                 volatility_days: int) -> np.ndarray:
+    """Per row, what the band's width is scaled by: 1, or the origin's recent volatility."""
+    if not volatility_days:
+        return np.ones(len(table))
+    origins = dates.get_indexer(pd.DatetimeIndex(table["origin"]))
+    return recent_volatility(close, origins, volatility_days)
+
+
+def calibrate_bands(val: pd.DataFrame, *, levels: tuple[float, ...], unit: np.ndarray
+                    ) -> dict[float, np.ndarray]:
+    """Per level, the conformal quantile of the validation log-ratio scores (divided by each
+    row's `unit`) for each horizon."""
+    scores = log_ratio_scores(val["actual"], val["lstm"]) / unit
+    horizons = val["horizon"].to_numpy()
+    steps = np.unique(horizons)
+    return {level: np.array([conformal_quantile(scores[horizons == h], level) for h in steps])
+            for level in levels}
+
+
+def measure_bands(test: pd.DataFrame, *, widths: dict[float, np.ndarray], unit: np.ndarray,
+                  volatility_days: int) -> list[BandCalibration]:
     """Nominal vs measured coverage on test, overall and per horizon, with the widths."""
-    out: dict[str, Any] = {}
+    horizons = test["horizon"].to_numpy()
+    actual = test["actual"].to_numpy(dtype=np.float64)
+    out = []
     for level, q in widths.items():
-        half = q[np.newaxis, :] * unit[:, np.newaxis]
-        lower, upper = band(test.forecasts["model"], half)
-        entry: dict[str, Any] = {"nominal": level,
-                                 "coverage": coverage(test.actual, lower, upper)}
-        for h in range(q.size):
-            entry[f"h{h + 1}"] = {
-                "coverage": coverage(test.actual[:, h], lower[:, h], upper[:, h]),
-                "score_quantile": float(q[h]),
-                "half_width_pct": float(np.mean(np.expm1(half[:, h])) * 100.0),
-            }
-        out[level_name(level)] = entry
+        half = q[horizons - 1] * unit
+        lower, upper = band(test["lstm"].to_numpy(dtype=np.float64), half)
+        per_h = []
+        for h in range(1, q.size + 1):
+            at = horizons == h
+            per_h.append(BandAtHorizon(
+                horizon=h, score_quantile=_finite(float(q[h - 1])),
+                coverage=coverage(actual[at], lower[at], upper[at]),
+                half_width_pct=_finite(float(np.mean(np.expm1(half[at])) * 100.0))))
+        out.append(BandCalibration(nominal=level, volatility_days=volatility_days,
+                                   coverage=coverage(actual, lower, upper), horizons=per_h))
     return out
 
 
-def evaluate(model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, *, target: Target,
-             window: int, horizon: int, ma_window: int, levels: tuple[float, ...],
-             volatility_days: int = 0) -> Evaluation:
-    """Backtest on validation (to calibrate the bands) and test (to score everything).
+def one_step_table(test: pd.DataFrame) -> pd.DataFrame:
+    """The test period one day ahead: actual and every predictor, by target date."""
+    one = test[test["horizon"] == 1]
+    return one.set_index(pd.DatetimeIndex(one["date"]).rename("date"))[["actual", *PREDICTORS]]
 
-    `volatility_days` > 0 scales the bands by each origin's recent volatility.
-    """
-    labels = series["split"].to_numpy()
-    close = series["close"].to_numpy(dtype=np.float64)
-    scaled = series["scaled"].to_numpy(dtype=np.float64)
-    dates = pd.DatetimeIndex(series.index)
-    train = close[labels == "train"]
-    parts: dict[str, tuple[np.ndarray, int]] = {p: split_origins(labels, p) for p in ("val", "test")}
+
+def by_horizon_table(report: EvaluationReport) -> pd.DataFrame:
+    """The plot table of errors and coverage against days ahead."""
+    steps = report.horizons
+    out = pd.DataFrame({"horizon": [s.horizon for s in steps]})
+    for metric in ("rmse", "mase"):
+        for name in PREDICTORS:
+            out[f"{name}_{metric}"] = [getattr(dict(s.predictors())[name], metric) for s in steps]
+    out["skill_rmse"] = [s.skill_rmse for s in steps]
+    for b in report.bands:
+        out[f"coverage_{b.name}"] = [h.coverage for h in b.horizons]
+        out[f"nominal_{b.name}"] = b.nominal
+    return out
+
+
+def horizon_view_table(test: pd.DataFrame, *, widths: dict[float, np.ndarray], unit: np.ndarray,
+                       horizon: int) -> pd.DataFrame:
+    """Each target date reached from every horizon: the actual, the LSTM's 1-day and
+    `horizon`-day forecasts of it, persistence's `horizon`-day one, and the bands."""
+    one = test[test["horizon"] == 1].set_index("date")
+    at = (test["horizon"] == horizon).to_numpy()
+    far = test[at].set_index("date")
+    view = pd.DataFrame({
+        "actual": far["actual"],
+        "lstm_1_day_ahead": one["lstm"].reindex(far.index),
+        "lstm_h_days_ahead": far["lstm"],
+        "persistence_h_days_ahead": far["persistence"],
+    })
+    for level, q in widths.items():
+        lower, upper = band(view["lstm_h_days_ahead"].to_numpy(), q[horizon - 1] * unit[at])
+        view[f"lower_{level_name(level)}"] = lower
+        view[f"upper_{level_name(level)}"] = upper
+    view.index = pd.DatetimeIndex(view.index).rename("date")
+    return view.dropna(subset=["actual"])
+
+
+def headline(*, horizons: list[HorizonScores], bands: list[BandCalibration],
+             period: ScoredPeriod, param_count: int) -> Headline:
+    """The few numbers metrics.json holds."""
+    first, last = horizons[0], horizons[-1]
+    return Headline(horizon=len(horizons), skill_h1=first.skill_rmse,
+                    skill_hmax=last.skill_rmse, rmse_h1=first.lstm.rmse, mae_h1=first.lstm.mae,
+                    mase_h1=first.lstm.mase, coverage={b.name: b.coverage for b in bands},
+                    param_count=param_count, test_first=period.first, test_last=period.last)
+
+
+def check_split_lengths(parts: Mapping[str, tuple[np.ndarray, int]], *, horizon: int) -> None:
+    """Every split must hold at least `horizon` origins."""
     for part, (origins, _) in parts.items():
         if origins.size < horizon:
             raise DataError(
                 f"the {part} split has {origins.size} days, fewer than evaluate.horizon="
                 f"{horizon} — lower evaluate.horizon or raise preprocess.{part}_fraction"
             )
+
+
+def build_backtest(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler,
+                   target: Target, window: int, horizon: int, ma_window: int
+                   ) -> tuple[pd.DataFrame, float]:
+    """The long backtest table over validation and test (`split` says which), and the
+    seconds the network's recursive forecasts took."""
+    labels = series["split"].to_numpy()
+    close = series["close"].to_numpy(dtype=np.float64)
+    dates = pd.DatetimeIndex(series.index)
+    parts = {p: split_origins(labels, p) for p in ("val", "test")}
+    check_split_lengths(parts, horizon=horizon)
     # One recursive run over the validation and test origins together.
     every = np.concatenate([parts["val"][0], parts["test"][0]])
     t0 = time.perf_counter()
-    model_fc = model_forecasts(model, scaled, close, every, window, horizon, scaler, target)
+    lstm = model_forecasts(model, series["scaled"].to_numpy(dtype=np.float64), close, every,
+                           window, horizon, scaler, target)
     seconds = time.perf_counter() - t0
+    slope = train_drift(close[labels == "train"])
     n_val = parts["val"][0].size
-    slope, scale = train_drift(train), naive_scale(train)
-    val, test = (run_backtest(fc, close, dates, origins, stop, horizon, slope, ma_window)
-                 for fc, (origins, stop) in ((model_fc[:n_val], parts["val"]),
-                                             (model_fc[n_val:], parts["test"])))
-    scores = horizon_scores(test, scale)
-
-    def unit(bt: Backtest) -> np.ndarray:
-        if volatility_days:
-            return recent_volatility(close, bt.origins, volatility_days)
-        return np.ones(bt.origins.size)
-
-    widths = calibrate(val, levels, unit(val))
-    test_unit = unit(test)
-    cover = measure_coverage(test, widths, test_unit)
-
-    one = pd.DataFrame({"actual": test.actual[:, 0]} | {name: fc[:, 0] for name, fc in
-                                                       test.forecasts.items()},
-                       index=dates[test.origins + 1].rename("date"))
-    first_target, last_target = one.index[0].date(), one.index[-1].date()
-    metrics: dict[str, Any] = {
-        "test": {name: summary(one["actual"], one[name]) for name in ("model", "persistence")},
-        "test_period": {"first": str(first_target), "last": str(last_target), "days": len(one)},
-        "skill_rmse_vs_persistence": scores["h1"]["skill_rmse"],
-        "target": target,
-        "backtest": {"horizon": horizon, "origins": int(test.origins.size),
-                     "mase_scale": scale, "drift_per_day": slope, "ma_window": ma_window,
-                     **scores},
-        "intervals": {"calibration_origins": int(n_val), "volatility_days": volatility_days,
-                      **cover},
-    }
-
-    by_h = pd.DataFrame({"horizon": np.arange(1, horizon + 1)})
-    for metric in ("rmse", "mase"):
-        for name in PREDICTORS:
-            by_h[f"{name}_{metric}"] = [scores[f"h{h}"][name][metric] for h in by_h["horizon"]]
-    by_h["skill_rmse"] = [scores[f"h{h}"]["skill_rmse"] for h in by_h["horizon"]]
-    for key, entry in cover.items():
-        by_h[f"coverage_{key}"] = [entry[f"h{h}"]["coverage"] for h in by_h["horizon"]]
-        by_h[f"nominal_{key}"] = entry["nominal"]
-
-    # Target dates reached from every horizon: the h-day-ahead view of the test period.
-    last = horizon - 1
-    rows = np.arange(last, test.origins.size)
-    view = pd.DataFrame({
-        "actual": test.actual[rows - last, last],
-        "model_1_day_ahead": test.forecasts["model"][rows, 0],
-        "model_h_days_ahead": test.forecasts["model"][rows - last, last],
-        "persistence_h_days_ahead": test.forecasts["persistence"][rows - last, last],
-    }, index=dates[test.origins[rows] + 1].rename("date"))
-    for level, q in widths.items():
-        lower, upper = band(view["model_h_days_ahead"].to_numpy(), q[last] * test_unit[rows - last])
-        view[f"lower_{level_name(level)}"] = lower
-        view[f"upper_{level_name(level)}"] = upper
-    return Evaluation(metrics=_finite(metrics), by_horizon=by_h, one_step=one,
-                      horizon_view=view.dropna(subset=["actual"]), backtest_seconds=seconds)
+    tables = [backtest_table(lstm=fc, close=close, dates=dates, origins=origins, stop=stop,
+                             drift_slope=slope, ma_window=ma_window, split=name)
+              for name, fc, (origins, stop) in (("val", lstm[:n_val], parts["val"]),
+                                                ("test", lstm[n_val:], parts["test"]))]
+    return pd.concat(tables, ignore_index=True), seconds
 
 
-def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """Flat MLflow metrics, the horizon in the name (e.g. `backtest_model_rmse_h3`)."""
-    out: dict[str, float] = {f"test_{name}_{k}": v for name, vals in metrics["test"].items()
-                             for k, v in vals.items()}
-    out["test_skill_rmse"] = metrics["skill_rmse_vs_persistence"]
-    bt = metrics["backtest"]
-    for h in range(1, int(bt["horizon"]) + 1):
-        entry = bt[f"h{h}"]
-        out[f"backtest_skill_rmse_h{h}"] = entry["skill_rmse"]
-        for name in PREDICTORS:
-            for k, v in entry[name].items():
-                if v is not None:
-                    out[f"backtest_{name}_{k}_h{h}"] = v
-    for key, entry in metrics["intervals"].items():
-        if isinstance(entry, dict):
-            out[f"interval_{key}_coverage"] = entry["coverage"]
-            for h in range(1, int(bt["horizon"]) + 1):
-                out[f"interval_{key}_coverage_h{h}"] = entry[f"h{h}"]["coverage"]
-                out[f"interval_{key}_half_width_pct_h{h}"] = entry[f"h{h}"]["half_width_pct"]
-    return {k: float(v) for k, v in out.items()}
+def training_scale(series: pd.DataFrame) -> float:
+    """MASE's denominator from the training closes; NaN (MASE undefined) if they never move."""
+    train = series.loc[series["split"] == "train", "close"].to_numpy(dtype=np.float64)
+    return naive_scale(train) if np.any(np.diff(train) != 0) else math.nan
+
+
+def evaluate(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
+             window: int, horizon: int, ma_window: int, levels: tuple[float, ...],
+             volatility_days: int = 0, param_count: int = 0) -> Evaluation:
+    """Backtest on validation (to calibrate the bands) and test (to score everything).
+
+    `volatility_days` > 0 scales the bands by each origin's recent volatility.
+    """
+    table, seconds = build_backtest(model=model, series=series, scaler=scaler, target=target, window=window,
+                                    horizon=horizon, ma_window=ma_window)
+    val, test = (table[table["split"] == s].reset_index(drop=True) for s in ("val", "test"))
+    close = series["close"].to_numpy(dtype=np.float64)
+    dates = pd.DatetimeIndex(series.index)
+    scale = training_scale(series)
+    metrics = table_metrics(mase_scale=scale)
+    scores = pd.concat([evaluate_table(test, metrics=metrics),
+                        evaluate_table(test, metrics=metrics, by_horizon=False)],
+                       ignore_index=True)
+    steps = [horizon_scores(scores, horizon=h) for h in range(1, horizon + 1)]
+
+    units = partial(origin_units, close=close, dates=dates, volatility_days=volatility_days)
+    widths = calibrate_bands(val, levels=levels, unit=units(val))
+    test_unit = units(test)
+    bands = measure_bands(test, widths=widths, unit=test_unit, volatility_days=volatility_days)
+
+    one = one_step_table(test)
+    period = ScoredPeriod(first=str(one.index[0].date()), last=str(one.index[-1].date()),
+                        days=len(one))
+    n_origins = int(test["origin"].nunique())
+    report = EvaluationReport(
+        target=target,
+        headline=headline(horizons=steps, bands=bands, period=period, param_count=param_count),
+        test_period=period,
+        backtest=BacktestSetup(horizon=horizon, origins=n_origins,
+                               calibration_origins=int(val["origin"].nunique()),
+                               mase_scale=scale if math.isfinite(scale) else 0.0,
+                               drift_per_day=train_drift(
+                                   series.loc[series["split"] == "train", "close"].to_numpy()),
+                               ma_window=ma_window),
+        horizons=steps, pooled=horizon_scores(scores, horizon=None), bands=bands)
+    return Evaluation(report=report, table=table, scores=scores,
+                      by_horizon=by_horizon_table(report), one_step=one,
+                      horizon_view=horizon_view_table(test, widths=widths, unit=test_unit,
+                                                      horizon=horizon),
+                      backtest_seconds=seconds)
+
+
+def mlflow_metrics(head: Headline) -> dict[str, float]:
+    """The headline numbers as MLflow metrics: undefined ones (null) left out."""
+    return {k: v for k, v in head.numbers().items() if v is not None and math.isfinite(v)}

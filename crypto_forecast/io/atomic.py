@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,16 @@ _STORAGE_FIXES = {
     errno.ENAMETOOLONG: "use a shorter path (move the project, or shorten the ticker)",
     errno.EMFILE: "close other programs or raise `ulimit -n`, then rerun",
 }
+
+
+def _storage_error(exc: OSError, target: Path | None, kept: str) -> OSError | StorageError:
+    """The one-line `StorageError` for a write failure the user fixes (the original error
+    when it is not one of those: a bug keeps its traceback)."""
+    fix = _STORAGE_FIXES.get(exc.errno or 0)
+    if fix is None:
+        return exc
+    return StorageError(f"cannot write {target} ({os.strerror(exc.errno or 0)}) — {fix}; {kept} "
+                        "untouched")
 
 
 def _file_mode() -> int:
@@ -63,16 +73,49 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
     except OSError as exc:
-        fix = _STORAGE_FIXES.get(exc.errno or 0)
-        if fix is None:
-            raise
-        raise StorageError(
-            f"cannot write {target} ({os.strerror(exc.errno or 0)}) — {fix}; the previous "
-            f"{target.name}, if any, is untouched"
-        ) from None
+        raise _storage_error(exc, target, f"the previous {target.name}, if any, is") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def write_all(files: Mapping[Path, str | bytes]) -> None:
+    """Write several outputs as one step: every temporary file is written and fsynced
+    before any target is replaced, so a full disk leaves all the previous files as they
+    were, not some old and some new."""
+    staged: list[tuple[Path, Path]] = []
+    target: Path | None = None
+    try:
+        for target, content in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}")
+            staged.append((Path(tmp_name), target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp_name, _file_mode())
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise _storage_error(exc, target, "the previous outputs, if any, are") from None
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def artifact_errors(stage: str) -> Iterator[None]:
+    """Logging a stage's results to a tracking artifact folder that cannot be written
+    (read-only, full) is one clear line; the stage has written nothing yet."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            f"cannot log {stage}'s results to the MLflow run's artifact folder ({exc}) — make it "
+            "writable (or set MLFLOW_TRACKING_URI to a writable store) and rerun; no output "
+            "was written") from None
 
 
 def write_bytes(target: Path, data: bytes) -> None:

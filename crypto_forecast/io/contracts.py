@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,11 +50,145 @@ class Contract(BaseModel):
                 f"{path} is damaged ({where}: {first['msg']}) — restore it with `dvc checkout` or "
                 f"rerun `dvc repro -f {produced_by}`") from None
 
-    def write(self, path: Path) -> None:
-        """Write atomically as indented JSON."""
+    def to_json(self) -> str:
+        """The file's content: indented JSON under this code's schema version."""
         data = self.model_dump(mode="json")
         data["schema_version"] = self.SCHEMA_VERSION
-        atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+    def write(self, path: Path) -> None:
+        """Write atomically as indented JSON."""
+        atomic.write_text(path, self.to_json())
+
+
+# A number that JSON can hold: finite, or null where the metric is undefined (a zero
+# denominator, a predictor with no direction). NaN and infinities are refused.
+Score = Annotated[float, Field(allow_inf_nan=False)] | None
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PredictorScores(_Part):
+    """One predictor's errors over a set of backtest rows, in price units (MAPE, sMAPE in
+    percent; MASE scaled by the training period's mean one-day move; direction a share)."""
+
+    rmse: Score
+    mae: Score
+    mape: Score
+    smape: Score
+    mase: Score
+    direction: Score
+
+
+class HorizonScores(_Part):
+    """Every predictor's scores at one horizon (`horizon` = None: all horizons pooled), and
+    the LSTM's skill: its RMSE over persistence's (below 1 beats persistence)."""
+
+    horizon: int | None
+    lstm: PredictorScores
+    persistence: PredictorScores
+    drift: PredictorScores
+    moving_average: PredictorScores
+    skill_rmse: Score
+
+    def predictors(self) -> list[tuple[str, PredictorScores]]:
+        """(name, scores) in the order reports show them, the LSTM first."""
+        return [("lstm", self.lstm), ("persistence", self.persistence), ("drift", self.drift),
+                ("moving_average", self.moving_average)]
+
+
+class BandAtHorizon(_Part):
+    """A band at one horizon: its calibrated quantile of the (scaled) log-ratio scores, its
+    test coverage and mean half-width in percent of the forecast. A null quantile is an
+    unbounded band (a validation forecast at or below zero scores infinity)."""
+
+    horizon: int
+    score_quantile: Score
+    coverage: Finite
+    half_width_pct: Score
+
+
+class BandCalibration(_Part):
+    """One conformal band level, calibrated on validation and measured on test."""
+
+    nominal: Finite
+    volatility_days: int  # 0: fixed widths; else scaled by that many days' volatility
+    coverage: Finite
+    horizons: list[BandAtHorizon]
+
+    @property
+    def name(self) -> str:
+        """'80' for 0.8: how files and reports name the band."""
+        return str(round(self.nominal * 100))
+
+
+class ScoredPeriod(_Part):
+    """The days the 1-day-ahead test forecasts target."""
+
+    first: str
+    last: str
+    days: int
+
+
+class BacktestSetup(_Part):
+    """What the test backtest was: its size and the baselines' settings."""
+
+    horizon: int
+    origins: int
+    calibration_origins: int
+    mase_scale: Finite
+    drift_per_day: Finite
+    ma_window: int
+
+
+class Headline(_Part):
+    """The few numbers a person compares across experiments: reports/metrics.json (DVC's
+    metrics file, written flat by `metrics_file` so `dvc exp show` stays readable) and the
+    run's MLflow metrics. Skill is the LSTM's RMSE over persistence's (below 1 beats it)."""
+
+    horizon: int
+    skill_h1: Score
+    skill_hmax: Score  # at h = horizon
+    rmse_h1: Score
+    mae_h1: Score
+    mase_h1: Score
+    coverage: dict[str, Finite]  # per band name ('80'): share of test outcomes inside
+    param_count: int
+    test_first: str
+    test_last: str
+
+    def numbers(self) -> dict[str, float | None]:
+        """The numeric headline under its file keys (`skill_h10` for horizon 10)."""
+        out: dict[str, float | None] = {"skill_h1": self.skill_h1}
+        if self.horizon > 1:
+            out[f"skill_h{self.horizon}"] = self.skill_hmax
+        out |= {"rmse_h1": self.rmse_h1, "mae_h1": self.mae_h1, "mase_h1": self.mase_h1}
+        out |= {f"coverage_{name}": value for name, value in self.coverage.items()}
+        out["param_count"] = self.param_count
+        return out
+
+    def metrics_file(self) -> dict[str, float | int | str | None]:
+        """metrics.json's content: the numbers, then the test period."""
+        return {**self.numbers(), "test_first": self.test_first, "test_last": self.test_last}
+
+
+class EvaluationReport(Contract):
+    """reports/evaluation.json: what evaluate found and forecast and the report read."""
+
+    target: str
+    headline: Headline
+    test_period: ScoredPeriod
+    backtest: BacktestSetup
+    horizons: list[HorizonScores]
+    pooled: HorizonScores
+    bands: list[BandCalibration]
+
+    def at(self, horizon: int) -> HorizonScores:
+        """The scores `horizon` days ahead (1-based)."""
+        return self.horizons[horizon - 1]
 
 
 # --- stage `train` -> evaluate, forecast (bad-input defences) -------------------------------

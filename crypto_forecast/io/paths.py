@@ -25,7 +25,8 @@ MODEL = MODELS_DIR / "model.keras"
 TRAIN_INFO = MODELS_DIR / "train_info.json"
 
 REPORTS_DIR = Path("reports")
-METRICS = REPORTS_DIR / "metrics.json"
+METRICS = REPORTS_DIR / "metrics.json"  # DVC metrics: the headline only
+EVALUATION = REPORTS_DIR / "evaluation.json"  # the typed detail (io.contracts.EvaluationReport)
 PLOTS_DIR = REPORTS_DIR / "plots"
 TEST_PREDICTIONS = PLOTS_DIR / "test_predictions.csv"
 TRAINING_HISTORY = PLOTS_DIR / "training_history.csv"

@@ -1,5 +1,5 @@
 """The forecast report a person reads: a verdict computed from the backtest, the next days
-with their bands, a chart, and the model-vs-baselines table; as Markdown and as one
+with their bands, a chart, and the LSTM-vs-baselines table; as Markdown and as one
 self-contained HTML file (chart embedded as base64 PNG). Pure functions of their inputs.
 """
 
@@ -9,9 +9,10 @@ import base64
 import html
 import io
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
+
+from crypto_forecast.io.contracts import EvaluationReport, HorizonScores
 
 # Within this many points of the nominal level a band counts as calibrated (the issue's
 # 75-85 % for an 80 % band), and never more than half the nominal miss rate (92.5-97.5 %
@@ -20,13 +21,13 @@ COVERAGE_TOLERANCE = 0.05
 # Skill within 1 ± this is a tie with persistence.
 SKILL_TIE = 0.02
 
-LABELS = {"model": "LSTM", "persistence": "persistence", "drift": "drift",
+LABELS = {"lstm": "LSTM", "persistence": "persistence", "drift": "drift",
           "moving_average": "moving avg"}
 
 
 @dataclass(frozen=True)
 class ReportContext:
-    """Everything the report states besides the numbers in metrics.json."""
+    """Everything the report states besides evaluate's numbers."""
 
     ticker: str
     source_used: str
@@ -43,51 +44,49 @@ class ReportContext:
     history_days: int
 
 
-def levels(metrics: dict[str, Any]) -> list[str]:
-    """The band levels evaluate calibrated, as names ('80', '95'), in order."""
-    return [k for k, v in metrics["intervals"].items() if isinstance(v, dict)]
-
-
-def verdict(metrics: dict[str, Any]) -> str:
+def verdict(evaluation: EvaluationReport) -> str:
     """The plain-words judgement of the forecast, computed from the test backtest."""
-    bt, period = metrics["backtest"], metrics["test_period"]
-    horizon = int(bt["horizon"])
-    s1 = float(bt["h1"]["skill_rmse"])
-    head = (f"On the test period ({period['first']} .. {period['last']}) the LSTM's 1-day "
-            f"error (RMSE) is {s1:.2f}× persistence's")
-    if s1 > 1 + SKILL_TIE:
-        head += "; treat this forecast as no better than today's price ± the band."
-    elif s1 >= 1 - SKILL_TIE:
-        head += (", a tie: the model adds nothing measurable over today's price; read the "
-                 "forecast as today's price ± the band.")
+    period, steps = evaluation.test_period, evaluation.horizons
+    horizon = len(steps)
+    s1 = steps[0].skill_rmse
+    head = f"On the test period ({period.first} .. {period.last}) the LSTM's 1-day error (RMSE) "
+    if s1 is None:
+        head += ("cannot be compared with persistence's, which is zero (the prices never "
+                 "move): read the forecast as today's price ± the band.")
     else:
-        head += f", {(1 - s1) * 100:.0f}% lower: a small, measured edge over today's price."
-    skills = [float(bt[f"h{h}"]["skill_rmse"]) for h in range(1, horizon + 1)]
-    wins = [h for h, s in enumerate(skills, start=1) if s < 1]
-    if horizon > 1:
+        head += f"is {s1:.2f}× persistence's"
+        if s1 > 1 + SKILL_TIE:
+            head += "; treat this forecast as no better than today's price ± the band."
+        elif s1 >= 1 - SKILL_TIE:
+            head += (", a tie: the model adds nothing measurable over today's price; read the "
+                     "forecast as today's price ± the band.")
+        else:
+            head += f", {(1 - s1) * 100:.0f}% lower: a small, measured edge over today's price."
+    skills = [s.skill_rmse for s in steps]
+    wins = [h for h, s in enumerate(skills, start=1) if s is not None and s < 1]
+    if horizon > 1 and skills[-1] is not None:
         which = f" (h = {', '.join(map(str, wins))})" if 0 < len(wins) < horizon else ""
         head += (f" Over 1..{horizon} days it beats persistence at {len(wins)} of {horizon} "
                  f"horizons{which}; at {horizon} days its error is {skills[-1]:.2f}× persistence's.")
-    mases = [float(bt[f"h{h}"]["model"]["mase"]) for h in range(1, horizon + 1)]
-    over = [h for h, m in enumerate(mases, start=1) if m > 1]
-    if over:
+    mases = [s.lstm.mase for s in steps]
+    known = [m for m in mases if m is not None]
+    over = [h for h, m in enumerate(mases, start=1) if m is not None and m > 1]
+    if over and mases[-1] is not None:
         head += (f" Its MASE is above 1 from {over[0]} day{'s' if over[0] > 1 else ''} ahead "
                  f"(at {horizon}: {mases[-1]:.2f}), i.e. larger than the training period's "
                  "typical one-day move.")
-    else:
-        head += f" Its MASE is at most {max(mases):.2f} at every horizon."
+    elif known and not over:
+        head += f" Its MASE is at most {max(known):.2f} at every horizon."
     parts = []
-    for name in levels(metrics):
-        entry = metrics["intervals"][name]
-        nominal, measured = float(entry["nominal"]), float(entry["coverage"])
-        tolerance = min(COVERAGE_TOLERANCE, (1 - nominal) / 2)
-        if measured < nominal - tolerance:
+    for b in evaluation.bands:
+        tolerance = min(COVERAGE_TOLERANCE, (1 - b.nominal) / 2)
+        if b.coverage < b.nominal - tolerance:
             note = "too narrow: expect more misses than the label says"
-        elif measured > nominal + tolerance:
+        elif b.coverage > b.nominal + tolerance:
             note = "wider than needed"
         else:
             note = "calibrated"
-        parts.append(f"the {name}% band held {measured * 100:.0f}% of test outcomes ({note})")
+        parts.append(f"the {b.name}% band held {b.coverage * 100:.0f}% of test outcomes ({note})")
     if parts:
         head += " Bands: " + "; ".join(parts) + "."
     return head
@@ -102,35 +101,34 @@ def headline_rows(fc: pd.DataFrame, names: list[str]) -> list[list[str]]:
     return rows
 
 
-def backtest_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Model vs baselines per horizon: RMSE of each, skill, MASE, direction, coverage."""
-    bt = metrics["backtest"]
-    names = levels(metrics)
-    headers = ["days ahead", *(f"{LABELS[p]} RMSE" for p in LABELS), "skill (LSTM / persistence)",
-               "LSTM MASE", "persistence MASE", "LSTM direction %",
-               *(f"{n}% band coverage" for n in names)]
-    rows = []
-    for h in range(1, int(bt["horizon"]) + 1):
-        e = bt[f"h{h}"]
-        direction = e["model"]["direction"]
-        rows.append([str(h), *(f"{e[p]['rmse']:,.2f}" for p in LABELS), f"{e['skill_rmse']:.3f}",
-                     f"{e['model']['mase']:.3f}", f"{e['persistence']['mase']:.3f}",
-                     "–" if direction is None else f"{direction * 100:.1f}",
-                     *(f"{metrics['intervals'][n][f'h{h}']['coverage'] * 100:.1f}" for n in names)])
-    e = bt["all"]
-    direction = e["model"]["direction"]
-    rows.append(["all", *(f"{e[p]['rmse']:,.2f}" for p in LABELS), f"{e['skill_rmse']:.3f}",
-                 f"{e['model']['mase']:.3f}", f"{e['persistence']['mase']:.3f}",
-                 "–" if direction is None else f"{direction * 100:.1f}",
-                 *(f"{metrics['intervals'][n]['coverage'] * 100:.1f}" for n in names)])
+def _fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
+    return "–" if value is None else format(value * scale, spec)
+
+
+def _score_row(label: str, scores: HorizonScores, coverages: list[float]) -> list[str]:
+    return [label, *(_fmt(p.rmse, ",.2f") for _, p in scores.predictors()),
+            _fmt(scores.skill_rmse, ".3f"), _fmt(scores.lstm.mase, ".3f"),
+            _fmt(scores.persistence.mase, ".3f"), _fmt(scores.lstm.direction, ".1f", 100),
+            *(f"{c * 100:.1f}" for c in coverages)]
+
+
+def backtest_rows(evaluation: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """LSTM vs baselines per horizon: RMSE of each, skill, MASE, direction, coverage."""
+    bands = evaluation.bands
+    headers = ["days ahead", *(f"{LABELS[name]} RMSE" for name, _ in evaluation.pooled.predictors()),
+               "skill (LSTM / persistence)", "LSTM MASE", "persistence MASE", "LSTM direction %",
+               *(f"{b.name}% band coverage" for b in bands)]
+    rows = [_score_row(str(s.horizon), s, [b.horizons[s.horizon - 1].coverage for b in bands])
+            for s in evaluation.horizons if s.horizon is not None]
+    rows.append(_score_row("all", evaluation.pooled, [b.coverage for b in bands]))
     return headers, rows
 
 
-def _facts(ctx: ReportContext, metrics: dict[str, Any]) -> list[str]:
+def _facts(ctx: ReportContext, evaluation: EvaluationReport) -> list[str]:
     target = "next-day log return, rebuilt into prices" if ctx.target == "log_return" else \
         "next-day price"
-    bt = metrics["backtest"]
-    days = metrics["intervals"].get("volatility_days") or 0
+    bt = evaluation.backtest
+    days = evaluation.bands[0].volatility_days if evaluation.bands else 0
     scaling = f", scaled by the last {days} days' volatility" if days else ""
     return [
         f"Ticker {ctx.ticker}; data: {ctx.source_used} source, {ctx.data_first} .. {ctx.data_last} "
@@ -138,11 +136,11 @@ def _facts(ctx: ReportContext, metrics: dict[str, Any]) -> list[str]:
         f"Model: LSTM {ctx.units}, window {ctx.window} days, models the {target}; "
         f"{ctx.param_count:,} parameters",
         f"MLflow run {ctx.run_id}; git commit {ctx.git_commit}",
-        f"Backtest: {bt['origins']} forecast origins in the test period, each forecast made "
+        f"Backtest: {bt.origins} forecast origins in the test period, each forecast made "
         f"recursively from the prices known that day; baselines: persistence, drift "
-        f"({bt['drift_per_day']:+.2f}/day, the training mean), moving average of {bt['ma_window']} days",
+        f"({bt.drift_per_day:+.2f}/day, the training mean), moving average of {bt.ma_window} days",
         f"Bands: split-conformal per horizon{scaling}, calibrated on "
-        f"{metrics['intervals']['calibration_origins']} validation origins, coverage measured on test",
+        f"{bt.calibration_origins} validation origins, coverage measured on test",
     ]
 
 
@@ -160,31 +158,32 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def render_markdown(ctx: ReportContext, metrics: dict[str, Any], fc: pd.DataFrame,
+def render_markdown(ctx: ReportContext, evaluation: EvaluationReport, fc: pd.DataFrame,
                     chart_name: str) -> str:
-    names = levels(metrics)
+    names = [b.name for b in evaluation.bands]
     lines: list[str] = []
     if ctx.source_used == "synthetic":
         lines += [f"> **{SYNTHETIC_BANNER.split('.')[0]}.**{SYNTHETIC_BANNER.split('.', 1)[1]}", ""]
     lines += [f"# {ctx.ticker}: {len(fc)}-day forecast", "",
-              f"**Verdict.** {verdict(metrics)}", ""]
-    lines += [f"- {fact}" for fact in _facts(ctx, metrics)] + [""]
+              f"**Verdict.** {verdict(evaluation)}", ""]
+    lines += [f"- {fact}" for fact in _facts(ctx, evaluation)] + [""]
     lines += _md_table(["date", "forecast", *(f"{n}% band" for n in names)],
                        headline_rows(fc, names))
     lines += ["", f"![last {ctx.history_days} days, the forecast and its bands]({chart_name})", ""]
-    period = metrics["test_period"]
-    lines += [f"## Model vs baselines, test period {period['first']} .. {period['last']}", "",
+    period = evaluation.test_period
+    lines += [f"## LSTM vs baselines, test period {period.first} .. {period.last}", "",
               "Errors in price units; skill below 1 means the LSTM beats persistence; MASE is "
               "scaled by the training period's mean one-day move; coverage is the share of test "
               "outcomes inside the band.", ""]
-    headers, rows = backtest_rows(metrics)
+    headers, rows = backtest_rows(evaluation)
     lines += [*_md_table(headers, rows), ""]
     return "\n".join(lines)
 
 
-def render_html(ctx: ReportContext, metrics: dict[str, Any], fc: pd.DataFrame, png: bytes) -> str:
+def render_html(ctx: ReportContext, evaluation: EvaluationReport, fc: pd.DataFrame,
+                png: bytes) -> str:
     """One file that opens offline: styles inline, the chart as a data URI."""
-    names = levels(metrics)
+    names = [b.name for b in evaluation.bands]
     esc = html.escape
 
     def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -194,8 +193,8 @@ def render_html(ctx: ReportContext, metrics: dict[str, Any], fc: pd.DataFrame, p
 
     banner = (f'<div class="banner"><strong>{esc(SYNTHETIC_BANNER)}</strong></div>'
               if ctx.source_used == "synthetic" else "")
-    period = metrics["test_period"]
-    headers, rows = backtest_rows(metrics)
+    period = evaluation.test_period
+    headers, rows = backtest_rows(evaluation)
     chart = base64.b64encode(png).decode("ascii")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -212,11 +211,11 @@ img {{ max-width: 100%; }}
 </style></head><body>
 {banner}
 <h1>{esc(ctx.ticker)}: {len(fc)}-day forecast</h1>
-<p class="verdict"><strong>Verdict.</strong> {esc(verdict(metrics))}</p>
-<ul>{"".join(f"<li>{esc(f)}</li>" for f in _facts(ctx, metrics))}</ul>
+<p class="verdict"><strong>Verdict.</strong> {esc(verdict(evaluation))}</p>
+<ul>{"".join(f"<li>{esc(f)}</li>" for f in _facts(ctx, evaluation))}</ul>
 {table(["date", "forecast", *(f"{n}% band" for n in names)], headline_rows(fc, names))}
 <img alt="last {ctx.history_days} days, the forecast and its bands" src="data:image/png;base64,{chart}">
-<h2>Model vs baselines, test period {esc(period['first'])} .. {esc(period['last'])}</h2>
+<h2>LSTM vs baselines, test period {esc(period.first)} .. {esc(period.last)}</h2>
 <p>Errors in price units; skill below 1 means the LSTM beats persistence; MASE is scaled by the
 training period's mean one-day move; coverage is the share of test outcomes inside the band.</p>
 {table(headers, rows)}

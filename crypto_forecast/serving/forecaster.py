@@ -3,8 +3,6 @@ the conformal bands evaluate calibrated, scaled by the latest volatility."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -13,25 +11,23 @@ from crypto_forecast.errors import ArtifactError
 from crypto_forecast.evaluation.backtest import Predictor, recursive_model_forecast
 from crypto_forecast.evaluation.intervals import band, recent_volatility
 from crypto_forecast.io import paths
-from crypto_forecast.report.render import levels
+from crypto_forecast.io.contracts import EvaluationReport
 
 
-def band_widths(metrics: dict[str, Any], horizon: int, close: np.ndarray) -> dict[str, np.ndarray]:
-    """Per level name, the log half-width of the band for h = 1..horizon from the last day:
-    evaluate's calibrated quantile, times the recent volatility if it scaled by it."""
-    days = int(metrics["intervals"].get("volatility_days") or 0)
-    unit = float(recent_volatility(close, [close.size - 1], days)[0]) if days else 1.0
+def band_widths(evaluation: EvaluationReport, horizon: int, close: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """Per band name ('80'), the log half-width of the band for h = 1..horizon from the last
+    day: evaluate's calibrated quantile, times the recent volatility if it scaled by it."""
     out: dict[str, np.ndarray] = {}
-    for name in levels(metrics):
-        entry = metrics["intervals"][name]
-        try:
-            out[name] = unit * np.array([float(entry[f"h{h}"]["score_quantile"])
-                                         for h in range(1, horizon + 1)])
-        except KeyError:
+    for b in evaluation.bands:
+        if len(b.horizons) < horizon:
             raise ArtifactError(
-                f"{paths.METRICS} has no {name}% band for {horizon} days ahead — rerun "
-                "`dvc repro evaluate` (forecast.horizon must not exceed evaluate.horizon)"
-            ) from None
+                f"{paths.EVALUATION} has no {b.name}% band for {horizon} days ahead — rerun "
+                "`dvc repro evaluate` (forecast.horizon must not exceed evaluate.horizon)")
+        days = b.volatility_days
+        unit = float(recent_volatility(close, [close.size - 1], days)[0]) if days else 1.0
+        out[b.name] = unit * np.array([np.inf if h.score_quantile is None else h.score_quantile
+                                       for h in b.horizons[:horizon]])
     return out
 
 

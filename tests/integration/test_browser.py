@@ -110,7 +110,7 @@ def check_compare_page(db_path: Path, out: Path) -> Path:
         runs = db.execute("select run_uuid, experiment_id from runs order by start_time").fetchall()
         metric = {(r, k): v for r, k, v in db.execute(
             "select run_uuid, key, value from latest_metrics "
-            "where key in ('param_count', 'test_model_rmse')")}
+            "where key in ('param_count', 'rmse_h1')")}
     assert len(runs) == 2
     ids = [r for r, _ in runs]
     assert [metric[(r, "param_count")] for r in ids] == [30_651, 12_705]
@@ -123,7 +123,7 @@ def check_compare_page(db_path: Path, out: Path) -> Path:
                       f"&experiments={json.dumps([str(runs[0][1])])}")
             page.get_by_text("Run ID:").first.wait_for(timeout=180_000)
             run_ids = page.locator("tr", has_text="Run ID").first.inner_text().split()
-            shown = {key: metric_row(page, key)[0] for key in ("param_count", "test_model_rmse")}
+            shown = {key: metric_row(page, key)[0] for key in ("param_count", "rmse_h1")}
             # The picture comes from a fresh load of the page, its metrics grid unscrolled:
             # scrolled programmatically, the grid's names half does not always follow its
             # values half, and a picture must not pair a name with another row's values.
@@ -143,5 +143,5 @@ def check_compare_page(db_path: Path, out: Path) -> Path:
 
     assert run_ids[-2:] == ids
     assert shown["param_count"] == ["30651", "12705"]
-    assert shown["test_model_rmse"] == [format_metric(metric[(r, "test_model_rmse")]) for r in ids]
+    assert shown["rmse_h1"] == [format_metric(metric[(r, "rmse_h1")]) for r in ids]
     return shot

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from crypto_forecast.io.contracts import EvaluationReport
 from tests.helpers import project_env, run
 
 pytestmark = pytest.mark.slow
@@ -46,11 +47,15 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     assert meta["source_used"] == "synthetic" and meta["ticker"] == "ETH-USD"
     assert meta["first_date"] == "2022-01-01" and meta["last_date"] == "2022-12-30"
 
+    # metrics.json: the headline only, flat, short keys (what `dvc exp show` compares).
     metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert list(metrics) == ["skill_h1", "skill_h3", "rmse_h1", "mae_h1", "mase_h1",
+                             "coverage_80", "coverage_95", "param_count", "test_first",
+                             "test_last"]
     assert metrics["param_count"] == 30651
-    for who in ("model", "persistence"):
-        assert set(metrics["test"][who]) >= {"rmse", "mae", "mape"}
-        assert all(v > 0 for v in metrics["test"][who].values())
+    assert all(metrics[k] > 0 for k in ("skill_h1", "skill_h3", "rmse_h1", "mae_h1", "mase_h1"))
+    evaluation = EvaluationReport.read(project / "reports/evaluation.json", "evaluate")
+    assert evaluation.headline.metrics_file() == metrics
 
     with (project / "reports/forecast.csv").open() as fh:
         rows = list(csv.DictReader(fh))
@@ -61,31 +66,31 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     assert (project / "reports/forecast.png").read_bytes()[:4] == b"\x89PNG"
 
     test_rows = pd.read_csv(project / "reports/plots/test_predictions.csv")
-    assert list(test_rows.columns) == ["date", "actual", "model", "persistence", "drift",
+    assert list(test_rows.columns) == ["date", "actual", "lstm", "persistence", "drift",
                                        "moving_average"]
-    assert len(test_rows) == metrics["test_period"]["days"]
+    assert len(test_rows) == evaluation.test_period.days
+    assert test_rows["date"].iloc[0] == metrics["test_first"]
 
     # The backtest: every predictor at every horizon, bands with measured coverage.
-    bt = metrics["backtest"]
-    assert bt["horizon"] == 3 and bt["origins"] == metrics["test_period"]["days"]
-    for key in ("h1", "h2", "h3", "all"):
-        assert set(bt[key]) == {"model", "persistence", "drift", "moving_average", "skill_rmse"}
-        assert set(bt[key]["model"]) == {"rmse", "mae", "mape", "smape", "mase", "direction"}
-    assert metrics["skill_rmse_vs_persistence"] == pytest.approx(bt["h1"]["skill_rmse"])
-    for name, nominal in (("80", 0.8), ("95", 0.95)):
-        assert metrics["intervals"][name]["nominal"] == nominal
-        assert 0 < metrics["intervals"][name]["coverage"] <= 1
+    bt = evaluation.backtest
+    assert bt.horizon == 3 and bt.origins == evaluation.test_period.days
+    assert [s.horizon for s in evaluation.horizons] == [1, 2, 3]
+    assert metrics["skill_h3"] == evaluation.at(3).skill_rmse
+    assert metrics["rmse_h1"] == evaluation.at(1).lstm.rmse
+    for b, nominal in zip(evaluation.bands, (0.8, 0.95), strict=True):
+        assert b.nominal == nominal and 0 < b.coverage <= 1
+        assert metrics[f"coverage_{b.name}"] == b.coverage
     by_h = pd.read_csv(project / "reports/plots/backtest_by_horizon.csv")
     assert list(by_h["horizon"]) == [1, 2, 3]
-    assert by_h["model_rmse"].tolist() == pytest.approx([bt[f"h{h}"]["model"]["rmse"] for h in (1, 2, 3)],
-                                                        rel=1e-5)
+    assert by_h["lstm_rmse"].tolist() == pytest.approx([s.lstm.rmse for s in evaluation.horizons],
+                                                       rel=1e-5)
     view = pd.read_csv(project / "reports/plots/test_horizon_forecasts.csv")
-    assert {"actual", "model_h_days_ahead", "lower_80", "upper_95"} <= set(view.columns)
+    assert {"actual", "lstm_h_days_ahead", "lower_80", "upper_95"} <= set(view.columns)
     bands = pd.read_csv(project / "reports/forecast.csv")
     assert (bands["lower_95"] <= bands["lower_80"]).all()
     assert (bands["lower_80"] <= bands["forecast"]).all() and (bands["forecast"] <= bands["upper_80"]).all()
     assert (bands["upper_80"] <= bands["upper_95"]).all()
-    assert "**Verdict.** On the test period" in report and "Model vs baselines" in report
+    assert "**Verdict.** On the test period" in report and "LSTM vs baselines" in report
     page = (project / "reports/forecast.html").read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64,iVBOR" in page
     assert "SYNTHETIC DATA" in page and "Verdict." in page
@@ -95,10 +100,17 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     assert runs == [(info["run_id"], "FINISHED")]
     run_id = info["run_id"]
     assert _metric(store, run_id, "param_count") == 30651
-    assert _metric(store, run_id, "test_model_rmse") == pytest.approx(metrics["test"]["model"]["rmse"])
-    assert _metric(store, run_id, "backtest_skill_rmse_h3") == pytest.approx(bt["h3"]["skill_rmse"])
-    assert _metric(store, run_id, "interval_80_coverage_h1") == pytest.approx(
-        metrics["intervals"]["80"]["h1"]["coverage"])
+    # evaluate logs the headline only as MLflow metrics; the per-horizon table is an artifact.
+    for key in ("skill_h1", "skill_h3", "rmse_h1", "mase_h1", "coverage_80"):
+        assert _metric(store, run_id, key) == pytest.approx(metrics[key])
+    with sqlite3.connect(store / "mlflow.db") as db:
+        keys = {k for (k,) in db.execute("select key from latest_metrics where run_uuid=?",
+                                         (run_id,))}
+    per_horizon = {k for k in keys if k.startswith(("backtest_", "interval_", "test_"))}
+    assert per_horizon <= {"backtest_seconds"}, keys
+    assert {k for k in metrics if k not in ("test_first", "test_last")} <= keys
+    scores = next((store / "mlartifacts").rglob("scores_by_horizon.json"))
+    assert "lstm" in json.loads(scores.read_text())["columns"]
     tags = _tags(store, run_id)
     assert tags["source_used"] == "synthetic"
     assert tags["data_sha256"] == meta["sha256"]

@@ -70,7 +70,7 @@ def test_two_queued_experiments_land_in_the_repo_store(project: Path) -> None:
         tags = {rid: dict(db.execute("select key, value from tags where run_uuid=?", (rid,)))
                 for rid, _ in runs}
         counts = dict(db.execute("select run_uuid, value from latest_metrics where key='param_count'"))
-        rmse = dict(db.execute("select run_uuid, value from latest_metrics where key='test_model_rmse'"))
+        rmse = dict(db.execute("select run_uuid, value from latest_metrics where key='rmse_h1'"))
         versions = db.execute("select version, run_id from model_versions where name='eth-usd-lstm'"
                               ).fetchall()
         candidate = db.execute("select version from registered_model_aliases "
@@ -99,5 +99,5 @@ def test_two_queued_experiments_land_in_the_repo_store(project: Path) -> None:
         data = exps[name]
         metrics = data["metrics"]["reports/metrics.json"]["data"]
         assert metrics["param_count"] == counts[rid]
-        assert metrics["test"]["model"]["rmse"] == pytest.approx(rmse[rid])
+        assert metrics["rmse_h1"] == pytest.approx(rmse[rid])
     assert exps["q-units32"]["params"]["params.yaml"]["data"]["train"]["units"] == [32, 32]

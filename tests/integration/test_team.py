@@ -39,7 +39,7 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
         got = client.get_run(info["run_id"])
         assert got.info.status == "FINISHED"
         assert got.data.metrics["param_count"] == 30_651
-        assert got.data.metrics["test_model_rmse"] == pytest.approx(metrics["test"]["model"]["rmse"])
+        assert got.data.metrics["rmse_h1"] == pytest.approx(metrics["rmse_h1"])
         assert got.data.tags["data_sha256"] == json.loads(
             (project / "data/raw/meta.json").read_text())["sha256"]
         reports = {a.path for a in client.list_artifacts(info["run_id"], "reports")}

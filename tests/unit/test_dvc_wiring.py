@@ -83,7 +83,8 @@ def test_outputs_match_paths_module() -> None:
     outs = {o for name in STAGES for key in ("outs", "metrics", "plots")
             for o in _entries(_stage(name).get(key, []))}
     expected = {str(p) for p in (paths.RAW_DIR, paths.PROCESSED_DIR, paths.MODELS_DIR,
-                                 paths.TRAINING_HISTORY, paths.METRICS, paths.TEST_PREDICTIONS,
+                                 paths.TRAINING_HISTORY, paths.METRICS, paths.EVALUATION,
+                                 paths.TEST_PREDICTIONS,
                                  paths.BACKTEST_BY_HORIZON, paths.TEST_HORIZON_FORECASTS,
                                  paths.FORECAST_CSV, paths.FORECAST_MD, paths.FORECAST_PNG,
                                  paths.FORECAST_HTML)}

@@ -3,34 +3,45 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import pandas as pd
 import pytest
 
+from crypto_forecast.evaluation.scoring import headline
+from crypto_forecast.io.contracts import (
+    BacktestSetup,
+    BandAtHorizon,
+    BandCalibration,
+    EvaluationReport,
+    HorizonScores,
+    PredictorScores,
+    ScoredPeriod,
+)
 from crypto_forecast.report.render import ReportContext, render_html, render_markdown, verdict
 
 
 def _metrics(skills: list[float], mases: list[float], cover80: float = 0.8,
-             cover95: float = 0.95) -> dict[str, Any]:
-    bt: dict[str, Any] = {"horizon": len(skills), "origins": 400, "drift_per_day": 0.5,
-                          "ma_window": 7, "mase_scale": 10.0}
-    for h, (s, m) in enumerate(zip(skills, mases, strict=True), start=1):
-        bt[f"h{h}"] = {
-            "model": {"rmse": 10 * s, "mase": m, "direction": 0.5},
-            "persistence": {"rmse": 10.0, "mase": 1.0, "direction": None},
-            "drift": {"rmse": 11.0, "mase": 1.1, "direction": 0.5},
-            "moving_average": {"rmse": 12.0, "mase": 1.2, "direction": 0.4},
-            "skill_rmse": s,
-        }
-    bt["all"] = bt["h1"]
-    intervals: dict[str, Any] = {"calibration_origins": 200}
-    for name, nominal, cov in (("80", 0.8, cover80), ("95", 0.95, cover95)):
-        intervals[name] = {"nominal": nominal, "coverage": cov,
-                           **{f"h{h}": {"coverage": cov, "score_quantile": 0.05,
-                                        "half_width_pct": 5.1} for h in range(1, len(skills) + 1)}}
-    return {"backtest": bt, "intervals": intervals,
-            "test_period": {"first": "2022-10-18", "last": "2023-12-31", "days": 440}}
+             cover95: float = 0.95) -> EvaluationReport:
+    def scores(horizon: int | None, skill: float, mase: float) -> HorizonScores:
+        def p(rmse: float, mase: float, direction: float | None) -> PredictorScores:
+            return PredictorScores(rmse=rmse, mae=rmse, mape=1.0, smape=1.0, mase=mase,
+                                   direction=direction)
+        return HorizonScores(horizon=horizon, lstm=p(10 * skill, mase, 0.5),
+                             persistence=p(10.0, 1.0, None), drift=p(11.0, 1.1, 0.5),
+                             moving_average=p(12.0, 1.2, 0.4), skill_rmse=skill)
+
+    horizons = [scores(h, s, m) for h, (s, m) in enumerate(zip(skills, mases, strict=True), 1)]
+    bands = [BandCalibration(nominal=nominal, volatility_days=30, coverage=cov, horizons=[
+        BandAtHorizon(horizon=h, score_quantile=0.05, coverage=cov, half_width_pct=5.1)
+        for h in range(1, len(skills) + 1)]) for nominal, cov in ((0.8, cover80), (0.95, cover95))]
+    period = ScoredPeriod(first="2022-10-18", last="2023-12-31", days=440)
+    return EvaluationReport(
+        target="price",
+        headline=headline(horizons=horizons, bands=bands, period=period, param_count=30651),
+        test_period=period,
+        backtest=BacktestSetup(horizon=len(skills), origins=400, calibration_origins=200,
+                               mase_scale=10.0, drift_per_day=0.5, ma_window=7),
+        horizons=horizons, pooled=scores(None, skills[0], mases[0]), bands=bands)
 
 
 def test_losing_to_persistence_says_no_better_than_todays_price() -> None:
@@ -73,13 +84,29 @@ def test_reports_carry_banner_table_and_embedded_chart() -> None:
     assert md.startswith("> **SYNTHETIC DATA")
     assert "| 2024-01-01 | 100.00 | 95.00 .. 105.00 | 90.00 .. 110.00 |" in md
     assert "r123" in md and "c0ffee" in md and "30,651" in md
-    assert "| all |" in md
+    assert "| all |" in md and "| LSTM RMSE |" in md
+    assert "30 days' volatility" in md
     png = b"\x89PNGfake"
     html = render_html(ctx, metrics, fc, png)
     assert "data:image/png;base64," + base64.b64encode(png).decode() in html
     assert "SYNTHETIC DATA" in html and "<table>" in html and "src=\"http" not in html
     real = render_markdown(ReportContext(**{**ctx.__dict__, "source_used": "csv"}), metrics, fc, "x.png")
     assert "SYNTHETIC" not in real
+
+
+def test_an_undefined_skill_is_said_in_words() -> None:
+    report = _metrics([1.0, 1.0], [1.0, 1.0])
+    flat = report.model_copy(update={"horizons": [h.model_copy(update={"skill_rmse": None})
+                                                  for h in report.horizons]})
+    text = verdict(flat)
+    assert "cannot be compared with persistence's, which is zero" in text
+    md = render_markdown(ReportContext(
+        ticker="X", source_used="csv", data_first="a", data_last="b", days=1, sha256="",
+        run_id="r", param_count=1, units="[1]", window=1, target="price", git_commit="c",
+        history_days=1), flat, pd.DataFrame({"forecast": [1.0]}, index=pd.DatetimeIndex(
+            ["2024-01-01"], name="date")).assign(lower_80=0.5, upper_80=1.5, lower_95=0.4,
+                                                 upper_95=1.6), "x.png")
+    assert "| 1 | 10.00 | 10.00 | 11.00 | 12.00 | – |" in md
 
 
 @pytest.mark.parametrize("skill", [1.03, 5.0])
