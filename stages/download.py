@@ -49,8 +49,10 @@ def main() -> None:
     }
     atomic.write_bytes(paths.raw_csv(cfg.ticker), data)
     atomic.write_json(paths.RAW_META, meta)
-    log.info("%s: %d daily closes %s .. %s from %s -> %s", cfg.ticker, len(frame), first, last,
-             used.upper() if used == "synthetic" else used, paths.raw_csv(cfg.ticker))
+    log.info("got %d daily closes of %s, %s .. %s, from %s", len(frame), cfg.ticker, first, last,
+             used.upper() if used == "synthetic" else cfg.csv_path if used == "csv" else used)
+    log.info("wrote %s (sha256 %s…) and %s", paths.raw_csv(cfg.ticker), meta["sha256"][:12],
+             paths.RAW_META)
 
 
 if __name__ == "__main__":
