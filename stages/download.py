@@ -51,7 +51,7 @@ def main() -> None:
     atomic.write_json(paths.RAW_META, meta)
     log.info("got %d daily closes of %s, %s .. %s, from %s", len(frame), cfg.ticker, first, last,
              used.upper() if used == "synthetic" else cfg.csv_path if used == "csv" else used)
-    log.info("wrote %s (sha256 %s…) and %s", paths.raw_csv(cfg.ticker), meta["sha256"][:12],
+    log.info("wrote %s (sha256 %s…) and %s", paths.raw_csv(cfg.ticker), sha256(data)[:12],
              paths.RAW_META)
 
 
