@@ -43,8 +43,10 @@ bench-accuracy: venv
 bench: venv
 	python bench/speed.py
 
+# The MLflow UI on the project's store, on 127.0.0.1; prints (and, with a display, opens)
+# the URL of the pipeline experiment's runs table.   PORT=5050 make ui   for another port.
 ui: venv
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $${PORT:-5000}
+	python -m stages.ui --port $${PORT:-5000}
 
 # Point alias `champion` of <ticker>-lstm at the model a run trained (or at a version):
 #   make promote RUN=<mlflow run id>     make promote VERSION=3
