@@ -28,9 +28,9 @@ def main() -> None:
     arrays = read_windows()
     meta = read_json(paths.RAW_META, "download")
     scaler = read_json(paths.SCALER, "preprocess")
-    log.info("read %d training and %d validation windows of %d days from %s (%s, %s data)",
+    log.info("read %s: %d train, %d val windows of %d days, %s (%s)", paths.WINDOWS,
              len(arrays["x_train"]), len(arrays["x_val"]), params.preprocess.window,
-             paths.WINDOWS, params.download.ticker, meta.get("source_used", "unknown"))
+             params.download.ticker, meta.get("source_used", "unknown source"))
 
     import mlflow
 
@@ -47,16 +47,16 @@ def main() -> None:
     name = provenance.run_name()
     with runs.stage_run(params.mlflow.experiment, run_name=name, tags=tags) as run:
         run_id = run.info.run_id
-        log.info("MLflow run %r (%s) in experiment %r at %s", name, run_id,
-                 params.mlflow.experiment, tracking_uri())
+        log.info("MLflow run %r (id %s) in experiment %r", name, run_id, params.mlflow.experiment)
+        log.info("MLflow store %s", tracking_uri())
         runs.log_params({k: v for k, v in params.flat().items()
                          if k.split(".")[0] in PARAM_SECTIONS})
         runs.log_training_data(meta, params.download.csv_path,
                                str(paths.raw_csv(params.download.ticker)))
         cfg = params.train
-        log.info("training %s units, batch %d, learning rate %g, up to %d epochs (stopping "
-                 "after %d without a better val_loss)", "/".join(map(str, cfg.units)),
-                 cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.patience)
+        log.info("fitting LSTM %s: batch %d, learning rate %g, up to %d epochs, patience %d",
+                 "/".join(map(str, cfg.units)), cfg.batch_size, cfg.learning_rate, cfg.epochs,
+                 cfg.patience)
         t0 = time.perf_counter()
         model, history = fit_network(params, arrays, [runs.epoch_logger(cfg.epochs, log)])
         seconds = time.perf_counter() - t0

@@ -51,8 +51,8 @@ def register_model(model_uri: str, name: str, run_id: str) -> int:
         with _without_registry_echo():
             version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
         mlflow.MlflowClient().set_registered_model_alias(name, CANDIDATE_ALIAS, version.version)
-    log.info("registered the model as %s version %s, alias %r (load it as models:/%s@%s)", name,
-             version.version, CANDIDATE_ALIAS, name, CANDIDATE_ALIAS)
+    log.info("registered %s version %s, alias %r (models:/%s@%s)", name, version.version,
+             CANDIDATE_ALIAS, name, CANDIDATE_ALIAS)
     return int(version.version)
 
 

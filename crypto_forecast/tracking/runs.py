@@ -76,8 +76,9 @@ def log_training_data(meta: dict[str, Any], csv_path: str | None, raw_csv: str) 
     """Log the closes the network was trained on as the run's dataset input; returns its name.
 
     Source: Yahoo's page for the ticker, the user's CSV, or the written file for synthetic
-    data. Digest: the start of data/raw/<TICKER>.csv's sha256 (MLflow keeps 36 characters);
-    the whole sha256 goes in as an input tag. Profile: rows and date range.
+    data. Digest: the first 8 hex digits of data/raw/<TICKER>.csv's sha256 (MLflow's own
+    digests are 8 long and the runs table shows it); the whole sha256 goes in as an input
+    tag. Profile: rows and date range.
     """
     import json
 
@@ -100,7 +101,7 @@ def log_training_data(meta: dict[str, Any], csv_path: str | None, raw_csv: str) 
     if "://" not in origin:
         origin = os.path.abspath(origin)
     name = f"{ticker}-{used}"
-    dataset = DailyCloses(resolve_dataset_source(origin), name=name, digest=sha[:16],
+    dataset = DailyCloses(resolve_dataset_source(origin), name=name, digest=sha[:8],
                           schema=Schema([ColSpec("datetime", "Date"), ColSpec("double", "Close")]))
     mlflow.log_input(dataset, context="training", tags={"sha256": sha})
     return name
