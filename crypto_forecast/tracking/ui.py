@@ -21,7 +21,8 @@ import webbrowser
 from pathlib import Path
 
 from crypto_forecast.errors import TrackingError
-from crypto_forecast.tracking.store import open_experiment, tracking_uri
+from crypto_forecast.tracking.runs import mark_model_development
+from crypto_forecast.tracking.store import mlflow_errors, open_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ def serve(experiment: str, port: int, *, open_browser: bool = True) -> None:
 
     Against a tracking server (`MLFLOW_TRACKING_URI=http...`) only print its runs URL.
     """
-    experiment_id = open_experiment(experiment)  # creates a fresh store's experiment, tagged
+    experiment_id = open_experiment(experiment)  # creates it in a fresh store
     uri = tracking_uri()
+    with mlflow_errors(f"cannot tag experiment {experiment!r} in {uri}",
+                       "check the store is writable, or set MLFLOW_TRACKING_URI"):
+        mark_model_development(experiment_id)
     if uri.startswith(("http://", "https://")):
         url = runs_url(uri, experiment_id)
         log.info("the runs of %r are on the tracking server: %s", experiment, url)
