@@ -96,7 +96,11 @@ def log_training_data(meta: dict[str, Any], csv_path: str | None, raw_csv: str) 
         def to_dict(self) -> dict[str, str]:
             return {**super().to_dict(), "profile": json.dumps(self.profile)}
 
-    ticker, used, sha = str(meta["ticker"]), str(meta["source_used"]), str(meta["sha256"])
+    ticker, used, sha = (str(meta.get(k) or "") for k in ("ticker", "source_used", "sha256"))
+    if not (ticker and used and sha):
+        log.warning("data/raw/meta.json lacks the ticker, source or sha256: the run gets no "
+                    "dataset — rerun `dvc repro -f download`")
+        return ""
     origin = {"yahoo": yahoo_url(ticker), "csv": csv_path or raw_csv}.get(used, raw_csv)
     if "://" not in origin:
         origin = os.path.abspath(origin)
