@@ -15,6 +15,7 @@ import pytest
 
 from crypto_forecast.cli import StageFormatter
 from crypto_forecast.tracking.provenance import run_name
+from crypto_forecast.tracking.registry import without_registry_echo
 from crypto_forecast.tracking.ui import runs_url
 from tests.helpers import GIT_ENV, ROOT, project_env
 
@@ -139,3 +140,16 @@ def test_run_name_is_the_branch_under_plain_repro(repo: Path) -> None:
 def test_run_name_is_the_short_commit_on_a_detached_head(repo: Path) -> None:
     _git(repo, "checkout", "-q", "--detach")
     assert run_name() == _git(repo, "rev-parse", "--short", "HEAD")
+
+
+def test_mlflow_registry_echo_is_dropped_and_the_rest_kept(capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    from mlflow.utils.logging_utils import eprint  # what MLflow's registry prints with
+
+    with without_registry_echo():
+        eprint("Successfully registered model 'eth-usd-lstm'.")
+        eprint("Registered model 'eth-usd-lstm' already exists. Creating a new version of this "
+               "model...")
+        eprint("Created version '2' of model 'eth-usd-lstm'.")
+        eprint("something else MLflow wants you to know")
+    assert capsys.readouterr().err == "something else MLflow wants you to know\n"
