@@ -24,7 +24,7 @@ NOISE = [
     re.compile(r"\d+/\d+ .*(ETA|step)"),
     re.compile(r"UserWarning|FutureWarning|DeprecationWarning"),
     re.compile(r"jit_compile"),
-    re.compile(r"Successfully registered model|Created version"),
+    re.compile(r"Successfully registered model|Registered model|Created version"),
     re.compile(r"INFO mlflow|INFO alembic"),
 ]
 
