@@ -54,9 +54,9 @@ def main() -> None:
         runs.log_training_data(meta, params.download.csv_path,
                                str(paths.raw_csv(params.download.ticker)))
         cfg = params.train
-        log.info("fitting LSTM %s: batch %d, learning rate %g, up to %d epochs, patience %d",
+        log.info("fitting LSTM %s: batch %d, learning rate %g, up to %d epoch%s, patience %d",
                  "/".join(map(str, cfg.units)), cfg.batch_size, cfg.learning_rate, cfg.epochs,
-                 cfg.patience)
+                 "" if cfg.epochs == 1 else "s", cfg.patience)
         t0 = time.perf_counter()
         model, history = fit_network(params, arrays, [runs.epoch_logger(cfg.epochs, log)])
         seconds = time.perf_counter() - t0
