@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint ui promote browser-deps lock clean-venv bench-accuracy bench
+.PHONY: venv repro test test-fast lint exps ui promote browser-deps lock clean-venv bench-accuracy bench
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -43,8 +43,15 @@ bench-accuracy: venv
 bench: venv
 	python bench/speed.py
 
+# The MLflow UI on the project's store, on 127.0.0.1; prints (and, with a display, opens)
+# the URL of the pipeline experiment's runs table.   PORT=5050 make ui   for another port.
+# dvc exp show folds every column into `…` at 120 columns (it shows every params.yaml key and
+# one hash column per dependency): show what differs, without the dependency hashes.
+exps: venv
+	dvc exp show --only-changed --drop 'Created|.*/|models'
+
 ui: venv
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $${PORT:-5000}
+	python -m stages.ui --port $${PORT:-5000}
 
 # Point alias `champion` of <ticker>-lstm at the model a run trained (or at a version):
 #   make promote RUN=<mlflow run id>     make promote VERSION=3

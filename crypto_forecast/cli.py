@@ -1,17 +1,53 @@
-"""The top of every stage: logging set-up and turning `PipelineError` into one line."""
+"""The top of every stage: quiet libraries, a short readable log, and turning `PipelineError`
+into one line.
+
+A stage's stderr tells its story (what it read, did and wrote) and the user's problems; the
+libraries' chatter stays off it: TensorFlow's C++ start-up lines, Keras progress bars from
+MLflow's internal `predict`, MLflow's INFO lines and library `warnings`. Real errors still show:
+Python exceptions, TensorFlow's other C++ `E` lines, every WARNING a library logs.
+`CRYPTO_FORECAST_VERBOSE=1` turns all of this off and shows everything.
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 from crypto_forecast.errors import PipelineError
 
 log = logging.getLogger("stages")
+
+VERBOSE_ENV = "CRYPTO_FORECAST_VERBOSE"
+
+# Read by TensorFlow and MLflow when they are imported, so set before any stage imports them
+# (a user's own value wins). TF_CPP_MIN_LOG_LEVEL=2 drops TensorFlow's C++ INFO and WARNING
+# lines but keeps its errors.
+LIBRARY_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+
+# Lines written to file descriptor 2 by native code, past Python and past TF_CPP_MIN_LOG_LEVEL:
+# absl prints INFO lines (oneDNN, XLA) before its log level is read, and TensorFlow 2.21 logs
+# a harmless `E` line for every tf.data map Keras builds (its Python side passes an attribute
+# its C++ op does not declare). Every other line passes through unchanged.
+NATIVE_NOISE = (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
+    r"^[IW][0-9]{4} [0-9:.]+ +[0-9]+ [^ ]+:[0-9]+\] ",
+    r"^E[0-9]{4} [0-9:.]+ +[0-9]+ node_def_util\.cc:[0-9]+\] NodeDef mentions attribute "
+    r"use_unbounded_threadpool ",
+    r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate "
+    r"compiler flags\.$",
+)
+
+# Loggers shown from INFO; every other (absl carries Keras's progress bars once interactive
+# logging is off) from WARNING.
+_OWN_LOGGERS = ("stages", "crypto_forecast")
 
 
 def _restore_hint() -> str:
@@ -28,13 +64,89 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+def verbose() -> bool:
+    """Whether the user asked to see the libraries' own output (`CRYPTO_FORECAST_VERBOSE=1`)."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class StageFormatter(logging.Formatter):
+    """`HH:MM:SS <stage> <message>`; the level is spelled out only from WARNING up."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"%(asctime)s {stage:<10} %(message)s", datefmt="%H:%M:%S")
+        self._flagged = logging.Formatter(f"%(asctime)s {stage:<10} %(levelname)s %(message)s",
+                                          datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.WARNING:
+            return self._flagged.format(record)
+        return super().format(record)
+
+
+def setup_logging(stage: str = "stages") -> None:
+    """One handler on stderr: the pipeline's own INFO lines, the libraries' WARNINGs and up."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(StageFormatter(stage))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO if verbose() else logging.WARNING)
+    for name in _OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def quiet_libraries() -> None:
+    """Set what TensorFlow, Keras and MLflow read at import, ignore library `warnings`, and
+    filter the native noise from stderr. Call before anything imports those libraries."""
+    if verbose():
+        return
+    for key, value in LIBRARY_ENV.items():
+        os.environ.setdefault(key, value)
+    if not sys.warnoptions:  # `python -W` or PYTHONWARNINGS: the user's filters win
+        # Library warnings are about library code (deprecations, Keras dropping XLA when op
+        # determinism is on), never about the user's data or params, which the stages check
+        # and report themselves. Our own code's warnings still show.
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("default", module=r"(crypto_forecast|stages)(\.|$)")
+    filter_native_stderr()
+
+
+def filter_native_stderr(patterns: tuple[str, ...] = NATIVE_NOISE) -> None:
+    """Route file descriptor 2 through `grep -v` of `patterns`, line by line.
+
+    grep runs in its own session, so a Ctrl-C meant for the stage does not stop it, and it
+    outlives a crash of the stage: whatever the dying process wrote still reaches the
+    terminal. At exit the stage hands stderr back and waits for grep to drain.
+    """
+    try:
+        original = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        return
+    args = ["grep", "--line-buffered", "-a", "-v", "-E"]
+    for pattern in patterns:
+        args += ["-e", pattern]
+    try:
+        grep = subprocess.Popen(args, stdin=read_end, stdout=original, stderr=original,  # noqa: S603
+                                env={**os.environ, "LC_ALL": "C"}, start_new_session=True)
+    except OSError:  # no grep here: leave stderr as it is
+        os.close(read_end)
+        os.close(write_end)
+        os.close(original)
+        return
+    os.close(read_end)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def restore() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(original, 2)  # closes our end of the pipe: grep reads EOF and exits
+        os.close(original)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            grep.wait(timeout=5)  # a child still holding the pipe keeps it open
+
+    atexit.register(restore)
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
@@ -42,7 +154,8 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
 
     Unexpected exceptions propagate with their traceback: those are bugs.
     """
-    setup_logging()
+    quiet_libraries()
+    setup_logging(name)
     stage_log = logging.getLogger(f"stages.{name}")
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _terminated)

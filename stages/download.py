@@ -37,6 +37,7 @@ def main() -> None:
                     "asset may not have traded earlier) — set download.start to %s to silence "
                     "this", cfg.ticker, first, last, cfg.start, first)
     data = to_csv_bytes(frame)
+    digest = sha256(data)
     meta = {
         "ticker": cfg.ticker,
         "source_requested": cfg.source,
@@ -45,13 +46,15 @@ def main() -> None:
         "rows": len(frame),
         "first_date": str(first),
         "last_date": str(last),
-        "sha256": sha256(data),
+        "sha256": digest,
         "versions": library_versions(),
     }
     atomic.write_bytes(paths.raw_csv(cfg.ticker), data)
     atomic.write_json(paths.RAW_META, meta)
-    log.info("%s: %d daily closes %s .. %s from %s -> %s", cfg.ticker, len(frame), first, last,
-             used.upper() if used == "synthetic" else used, paths.raw_csv(cfg.ticker))
+    log.info("got %d daily closes of %s, %s .. %s, from %s", len(frame), cfg.ticker, first, last,
+             used.upper() if used == "synthetic" else cfg.csv_path if used == "csv" else used)
+    log.info("wrote %s (sha256 %s…) and %s", paths.raw_csv(cfg.ticker), digest[:12],
+             paths.RAW_META)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def main() -> None:
     params = load_params()
     cfg = params.preprocess
     raw = read_raw(params.download.ticker)
+    log.info("read %d daily closes from %s", len(raw), paths.raw_csv(params.download.ticker))
     frame, scaler, split = split_and_scale(raw["Close"], cfg.window, cfg.val_fraction,
                                            cfg.test_fraction, cfg.target)
     arrays = split_windows(frame, split, cfg.window, cfg.target)
@@ -44,6 +45,7 @@ def main() -> None:
     atomic.write_text(paths.SERIES, out.getvalue())
     log.info("target %s; scaler fitted on %d training days: min %.6g, max %.6g",
              cfg.target, split.train_end, scaler.data_min, scaler.data_max)
+    log.info("wrote %s, %s, %s", paths.WINDOWS, paths.SCALER, paths.SERIES)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ def main() -> None:
     arrays = read_windows()
     meta = read_json(paths.RAW_META, "download")
     scaler = read_json(paths.SCALER, "preprocess")
+    log.info("read %s: %d train, %d val windows of %d days, %s (%s)", paths.WINDOWS,
+             len(arrays["x_train"]), len(arrays["x_val"]), params.preprocess.window,
+             params.download.ticker, meta.get("source_used", "unknown source"))
 
     import mlflow
 
@@ -43,14 +46,21 @@ def main() -> None:
         "data_sha256": str(meta.get("sha256", "")),
         "params_hash": params.digest(),
     })
-    with runs.stage_run(params.mlflow.experiment, tags=tags) as run:
+    name = provenance.run_name()
+    with runs.stage_run(params.mlflow.experiment, run_name=name, tags=tags) as run:
         run_id = run.info.run_id
-        log.info("MLflow run %s in %s", run_id, tracking_uri())
+        log.info("MLflow run %r (id %s) in experiment %r", name, run_id, params.mlflow.experiment)
+        log.info("MLflow store %s", tracking_uri())
         runs.log_params({k: v for k, v in params.flat().items()
                          if k.split(".")[0] in PARAM_SECTIONS})
+        runs.log_training_data(meta, params.download.csv_path,
+                               str(paths.raw_csv(params.download.ticker)))
+        cfg = params.train
+        log.info("fitting LSTM %s: batch %d, learning rate %g, up to %d epoch%s, patience %d",
+                 "/".join(map(str, cfg.units)), cfg.batch_size, cfg.learning_rate, cfg.epochs,
+                 "" if cfg.epochs == 1 else "s", cfg.patience)
         t0 = time.perf_counter()
-        model, history = fit_network(params, arrays,
-                                     [runs.epoch_logger(params.train.epochs, log)])
+        model, history = fit_network(params, arrays, [runs.epoch_logger(cfg.epochs, log)])
         seconds = time.perf_counter() - t0
         require_finite(model, history)
         count = int(model.count_params())
@@ -59,9 +69,12 @@ def main() -> None:
         mlflow.log_metrics({"param_count": count, "train_seconds": seconds,
                             "best_val_loss": float(min(val)), "best_epoch": best_epoch,
                             "epochs_run": len(val)})
-        log.info("trained %d epochs in %.1f s (best epoch %d, val_loss %.6f); %d parameters",
-                 len(val), seconds, best_epoch, min(val), count)
+        stopped = "stopped early after" if len(val) < cfg.epochs else "trained"
+        log.info("%s %d epoch%s in %.1f s; kept epoch %d (val_loss %.6f); %s parameters",
+                 stopped, len(val), "" if len(val) == 1 else "s", seconds, best_epoch, min(val),
+                 f"{count:,}")
 
+        log.info("logging the model to MLflow (signature, input example, requirements)")
         model_uri = runs.log_keras_model(model, arrays["x_train"][:2])
         model_name = registry.registered_model_name(params.download.ticker)
         version = registry.register_model(model_uri, model_name, run_id)
@@ -77,6 +90,7 @@ def main() -> None:
             model.save(tmp)
         atomic.write_text(paths.TRAINING_HISTORY, history_csv(history))
         info.write(paths.TRAIN_INFO)
+        log.info("wrote %s, %s, %s", paths.MODEL, paths.TRAIN_INFO, paths.TRAINING_HISTORY)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,19 @@ def run_tags(extra: dict[str, str]) -> dict[str, str]:
     }
     tags.update(extra)
     return {k: v for k, v in tags.items() if v != ""}
+
+
+def run_name() -> str:
+    """The MLflow run's name: the DVC experiment's under `dvc exp run`, else the git branch
+    (the short commit on a detached HEAD)."""
+    if name := os.environ.get("DVC_EXP_NAME", ""):
+        return name
+    try:
+        branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"],  # noqa: S607
+                                capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        if branch and branch != "HEAD":
+            return branch
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+                              capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "no-git"

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import sys
+from collections.abc import Iterator
 
 from crypto_forecast.errors import TrackingError
 from crypto_forecast.tracking.store import connect, mlflow_errors, tracking_uri
@@ -19,6 +23,24 @@ def registered_model_name(ticker: str) -> str:
     return f"{ticker.lower()}-lstm"
 
 
+REGISTRY_ECHO = ("Successfully registered model ", "Registered model ", "Created version ")
+
+
+@contextlib.contextmanager
+def without_registry_echo() -> Iterator[None]:
+    """Drop the lines MLflow prints on registering ("Successfully registered model ...",
+    "Registered model ... already exists ...", "Created version ..."): the stage logs one
+    line of its own. Anything else passes."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        for line in captured.getvalue().splitlines(keepends=True):
+            if not line.startswith(REGISTRY_ECHO):
+                sys.stderr.write(line)
+
+
 def register_model(model_uri: str, name: str, run_id: str) -> int:
     """Register `model_uri` as a new version of `name`, move alias `candidate` to it.
 
@@ -30,9 +52,11 @@ def register_model(model_uri: str, name: str, run_id: str) -> int:
     with mlflow_errors(f"cannot register the model as {name!r} in {tracking_uri()}",
                        "check the store is writable, or that the tracking server has the "
                        "model registry enabled"):
-        version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
+        with without_registry_echo():
+            version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
         mlflow.MlflowClient().set_registered_model_alias(name, CANDIDATE_ALIAS, version.version)
-    log.info("registered %s version %s (alias %r)", name, version.version, CANDIDATE_ALIAS)
+    log.info("registered %s version %s, alias %r (models:/%s@%s)", name, version.version,
+             CANDIDATE_ALIAS, name, CANDIDATE_ALIAS)
     return int(version.version)
 
 

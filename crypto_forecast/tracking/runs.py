@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
     import mlflow
 
 log = logging.getLogger(__name__)
+
+# MLflow 3's UI shows an experiment tagged this way as "Machine learning" (runs, models),
+# not as a GenAI app (traces); the values are the UI's own (ExperimentKind in its bundle).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
 
 
 @contextlib.contextmanager
@@ -44,6 +50,8 @@ def stage_run(experiment: str, *, run_id: str | None = None, run_name: str | Non
             ) from None
     with mlflow_errors(f"cannot start an MLflow run in {tracking_uri()}",
                        "check MLFLOW_TRACKING_URI, or unset it to use the project's mlflow.db"):
+        if run_id is None:
+            mark_model_development(experiment_id)
         active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
                                   run_name=run_name, tags=tags)
 
@@ -68,6 +76,59 @@ def stage_run(experiment: str, *, run_id: str | None = None, run_name: str | Non
     end("finished", "FINISHED")
 
 
+def mark_model_development(experiment_id: str) -> None:
+    """Tag the experiment as model development (once; a kind the user chose is kept)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
+
+
+def yahoo_url(ticker: str) -> str:
+    """Where Yahoo shows a ticker's daily history."""
+    return f"https://finance.yahoo.com/quote/{ticker}/history"
+
+
+def log_training_data(meta: dict[str, Any], csv_path: str | None, raw_csv: str) -> str:
+    """Log the closes the network was trained on as the run's dataset input; returns its name.
+
+    Source: Yahoo's page for the ticker, the user's CSV, or the written file for synthetic
+    data. Digest: the first 8 hex digits of data/raw/<TICKER>.csv's sha256 (MLflow's own
+    digests are 8 long and the runs table shows it); the whole sha256 goes in as an input
+    tag. Profile: rows and date range.
+    """
+    import json
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, Schema
+
+    class DailyCloses(MetaDataset):
+        @property
+        def profile(self) -> dict[str, Any]:
+            return {"num_rows": meta.get("rows"), "first_date": meta.get("first_date"),
+                    "last_date": meta.get("last_date")}
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(self.profile)}
+
+    ticker, used, sha = (str(meta.get(k) or "") for k in ("ticker", "source_used", "sha256"))
+    if not (ticker and used and sha):
+        log.warning("data/raw/meta.json lacks the ticker, source or sha256: the run gets no "
+                    "dataset — rerun `dvc repro -f download`")
+        return ""
+    origin = {"yahoo": yahoo_url(ticker), "csv": csv_path or raw_csv}.get(used, raw_csv)
+    if "://" not in origin:
+        origin = os.path.abspath(origin)
+    name = f"{ticker}-{used}"
+    dataset = DailyCloses(resolve_dataset_source(origin), name=name, digest=sha[:8],
+                          schema=Schema([ColSpec("datetime", "Date"), ColSpec("double", "Close")]))
+    mlflow.log_input(dataset, context="training", tags={"sha256": sha})
+    return name
+
+
 def log_params(flat: dict[str, Any]) -> None:
     import mlflow
 
@@ -89,14 +150,16 @@ def tag_stage_params(params: Params, section: str) -> None:
 
 
 def epoch_logger(epochs: int, progress: logging.Logger) -> Any:
-    """A Keras callback: one progress line and the MLflow metrics loss, val_loss and
-    epoch_seconds per epoch."""
+    """A Keras callback: one progress line (marking a new best val_loss) and the MLflow
+    metrics loss, val_loss and epoch_seconds per epoch."""
     import time
 
     import keras
     import mlflow
 
     class EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
+        best = float("inf")
+
         def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             self._t0 = time.perf_counter()
 
@@ -106,9 +169,12 @@ def epoch_logger(epochs: int, progress: logging.Logger) -> Any:
             metrics = {k: float(v) for k, v in logs.items() if k in ("loss", "val_loss")}
             metrics["epoch_seconds"] = seconds
             mlflow.log_metrics(metrics, step=epoch + 1)
-            progress.info("epoch %d/%d  loss %.6f  val_loss %.6f  %.1f s", epoch + 1, epochs,
-                          metrics.get("loss", float("nan")), metrics.get("val_loss", float("nan")),
-                          seconds)
+            val = metrics.get("val_loss", float("nan"))
+            improved = val < self.best
+            self.best = min(self.best, val)
+            progress.info("epoch %d/%d  loss %.6f  val_loss %.6f  %.1f s%s", epoch + 1, epochs,
+                          metrics.get("loss", float("nan")), val, seconds,
+                          "  best so far" if improved else "")
 
     return EpochLog()
 
