@@ -11,12 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crypto_forecast.data.prices import MAX_CLOSE, MIN_CLOSE
 from crypto_forecast.data.series import MinMaxScaler, model_series, to_prices
 from crypto_forecast.evaluation.intervals import band, recent_volatility
 from crypto_forecast.model.numpy_net import Network, shared_prefix_forecast
 from crypto_forecast.serving.bundle import ForecasterSpec
 
 INPUT_COLUMNS = ("date", "close")
+# A day-to-day move beyond this factor is a data error (a misplaced decimal), not a market:
+# the same bound as `download.max_daily_move`'s default.
+MAX_DAILY_MOVE = 10.0
 
 
 class ForecastInputError(ValueError):
@@ -65,6 +69,19 @@ def check_closes(frame: pd.DataFrame, min_days: int) -> tuple[pd.DatetimeIndex, 
         shown = "missing" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
         raise ForecastInputError(
             f"the close on {dates[at].date()} is {shown} — every close must be a positive number")
+    extreme = (close < MIN_CLOSE) | (close > MAX_CLOSE)
+    if extreme.any():
+        at = int(np.flatnonzero(extreme)[0])
+        raise ForecastInputError(
+            f"the close on {dates[at].date()} is {close[at]:g}, outside {MIN_CLOSE:g} .. {MAX_CLOSE:g} "
+            "— check the units of the closes")
+    moves = close[1:] / close[:-1]
+    jumps = (moves > MAX_DAILY_MOVE) | (moves < 1 / MAX_DAILY_MOVE)
+    if jumps.any():
+        at = int(np.flatnonzero(jumps)[0]) + 1
+        raise ForecastInputError(
+            f"the close on {dates[at].date()} is {moves[at - 1]:.3g}× the day before's — check "
+            "the data (a misplaced decimal?)")
     return dates, close
 
 

@@ -94,6 +94,8 @@ def _bad(kind: str) -> pd.DataFrame:
         return frame.assign(close=frame["close"].where(frame.index != 20, -3.0))
     if kind == "missing":
         return frame.assign(close=frame["close"].where(frame.index != 20, np.nan))
+    if kind == "jump":
+        return frame.assign(close=frame["close"].where(frame.index != 12, frame["close"] * 1000))
     if kind == "date":
         return frame.assign(date=frame["date"].where(frame.index != 3, "yesterday"))
     raise AssertionError(kind)
@@ -102,7 +104,8 @@ def _bad(kind: str) -> pd.DataFrame:
 BAD = {"columns": "expected the columns date, close", "few": "too few days: got 5",
        "unsorted": "not in increasing order", "duplicate": "duplicate date 2023-03-30",
        "gap": "gap after 2023-03-15", "nonpositive": "close on 2023-03-21 is -3.0",
-       "missing": "close on 2023-03-21 is missing", "date": "could not be read"}
+       "missing": "close on 2023-03-21 is missing", "date": "could not be read",
+       "jump": "close on 2023-03-13 is 978× the day before's"}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
