@@ -90,6 +90,9 @@ class TrainParams(_Section):
     learning_rate: float = Field(0.001, gt=0)
     patience: int = Field(5, ge=0)
     seed: int = Field(42, ge=0)
+    # The Keras backend that trains it (crypto_forecast.model.backend): the saved model, the
+    # forecasts' code path and the registry are the same either way.
+    backend: Literal["jax", "tensorflow"] = "jax"
 
     @field_validator("units")
     @classmethod
