@@ -43,6 +43,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Not bench/ itself: bench/queue.py would shadow the standard library's `queue`.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 from tests.helpers import tracked_files  # noqa: E402  (one definition of a fresh clone's files)
 
@@ -50,7 +52,8 @@ DEFAULT_CSV = (ROOT / ".." / "shared" / "data" / "ETH-USD.csv").resolve()
 STAGES = ("download", "preprocess", "train", "evaluate", "forecast")
 HEAVY = ("tensorflow", "keras", "mlflow", "yfinance", "matplotlib")
 TARGETS = {
-    "train_ratio": 0.5, "repro_vs_train": 1.3, "noop_s": 2.0, "startup_s": 1.0,
+    "train_ratio": 0.4, "stage_ratio": 0.5, "first_epoch_s": 3.0, "stage_rss_mb": 600.0,
+    "val_loss_band": 0.10, "repro_vs_train": 1.3, "noop_s": 2.0, "startup_s": 1.0,
     "backtest_ratio": 3.0, "peak_rss_mb": 1536.0,
 }
 
@@ -63,6 +66,8 @@ def make_env(work: Path) -> dict[str, str]:
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                 "MLFLOW_TRACKING_URI": f"sqlite:///{work.parent / 'store' / 'mlflow.db'}",
                 "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+                # JAX's compilation cache starts empty: the first JAX training compiles cold.
+                "JAX_COMPILATION_CACHE_DIR": str(work.parent / "jax-cache"),
                 "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
                 "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"})
     return env
@@ -133,8 +138,9 @@ def _weights_digest(model: Any) -> str:
     return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
 
 
-def worker_train(kind: str, epochs: int) -> dict[str, Any]:
-    """One training in this (fresh) process: the project's code or the plain reference."""
+def worker_train(kind: str, epochs: int, backend: str, seed: int) -> dict[str, Any]:
+    """One training in this (fresh) process: the project's code on `backend`, or the plain
+    reference (plain Keras on TensorFlow)."""
     sys.path.insert(0, os.getcwd())
     from crypto_forecast.io.artifacts import read_windows
     from crypto_forecast.params import load_params
@@ -142,13 +148,16 @@ def worker_train(kind: str, epochs: int) -> dict[str, Any]:
     params = load_params()
     arrays = read_windows()
     if kind == "project":
+        from crypto_forecast.model.backend import use_backend
+
+        use_backend(backend)  # type: ignore[arg-type]
         import mlflow
 
         from crypto_forecast.model.training import fit_network
 
         # Fixed epochs (no early stop) so both sides do the same amount of work.
         params = params.model_copy(update={"train": params.train.model_copy(
-            update={"epochs": epochs, "patience": epochs})})
+            update={"epochs": epochs, "patience": epochs, "backend": backend, "seed": seed})})
         timer = _EpochTimer()
         mlflow.set_experiment("bench-speed")
         with mlflow.start_run(run_name="bench-project"):
@@ -156,26 +165,46 @@ def worker_train(kind: str, epochs: int) -> dict[str, Any]:
             model, history = fit_network(params, arrays, [timer.callback])
             total = time.perf_counter() - t0
     else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-
-        cfg = params.train
-        keras.utils.set_random_seed(cfg.seed)  # same initial weights; no other setting
-        window = params.preprocess.window
-        model = keras.Sequential([keras.Input(shape=(window, 1)),
-                                  keras.layers.LSTM(cfg.units[0], return_sequences=True),
-                                  keras.layers.LSTM(cfg.units[1]), keras.layers.Dense(1)])
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mse")
-        timer = _EpochTimer()
-        t0 = time.perf_counter()
-        fit = model.fit(arrays["x_train"], arrays["y_train"], batch_size=32, epochs=epochs,
-                        validation_data=(arrays["x_val"], arrays["y_val"]),
-                        callbacks=[timer.callback], verbose=0)
-        total = time.perf_counter() - t0
-        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    return {"kind": kind, "epoch_s": timer.times, "epoch_cpu_s": timer.cpu, "fit_s": total,
+        model, history, timer, total = _plain_keras_fit(params, arrays, epochs, seed)
+    return {"kind": kind, "backend": backend, "seed": seed, "epoch_s": timer.times,
+            "epoch_cpu_s": timer.cpu, "fit_s": total,
             "val_loss": history["val_loss"], "params": int(model.count_params()),
             "weights": _weights_digest(model), "windows": len(arrays["x_train"])}
+
+
+def _plain_keras_fit(params: Any, arrays: Any, epochs: int, seed: int) -> tuple[Any, Any, Any, float]:
+    """The reference: the lecture's network in plain Keras (on whatever KERAS_BACKEND says:
+    TensorFlow in this benchmark), `model.fit` on numpy arrays, batch 32, default settings."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    cfg = params.train
+    keras.utils.set_random_seed(seed)  # same initial weights; no other setting
+    window = params.preprocess.window
+    model = keras.Sequential([keras.Input(shape=(window, 1)),
+                              keras.layers.LSTM(cfg.units[0], return_sequences=True),
+                              keras.layers.LSTM(cfg.units[1]), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mse")
+    timer = _EpochTimer()
+    t0 = time.perf_counter()
+    fit = model.fit(arrays["x_train"], arrays["y_train"], batch_size=32, epochs=epochs,
+                    validation_data=(arrays["x_val"], arrays["y_val"]),
+                    callbacks=[timer.callback], verbose=0)
+    total = time.perf_counter() - t0
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    return model, history, timer, total
+
+
+def worker_plain_stage(epochs: int) -> None:
+    """A plain-Keras TensorFlow train process, start to end: read the windows, fit `epochs`
+    epochs, save the model. What the train stage is compared against."""
+    sys.path.insert(0, os.getcwd())
+    from crypto_forecast.io.artifacts import read_windows
+    from crypto_forecast.params import load_params
+
+    params = load_params()
+    model, _, _, _ = _plain_keras_fit(params, read_windows(), epochs, params.train.seed)
+    model.save(Path(tempfile.mkdtemp()) / "plain.keras")
 
 
 def worker_backtest(repeats: int) -> dict[str, Any]:
@@ -236,6 +265,8 @@ def worker_backtest(repeats: int) -> dict[str, Any]:
 
 
 def call_worker(args: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
+    if "--backend" in args:  # the reference runs plain Keras on whatever KERAS_BACKEND says
+        env = {**env, "KERAS_BACKEND": args[args.index("--backend") + 1]}
     _, done = run([sys.executable, "bench/speed.py", *args], work, env)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -331,29 +362,91 @@ def bench_startup(work: Path, env: dict[str, str], repeats: int) -> dict[str, An
             "tf_stage_floor_s": {k: statistics.median(v) for k, v in floors.items()}}
 
 
-def bench_train(work: Path, env: dict[str, str], epochs: int, repeats: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {"reference": [], "project": []}
-    for i in range(repeats):
-        # Alternate which goes first, so a burst of load on the machine hits both.
-        order = ("reference", "project") if i % 2 == 0 else ("project", "reference")
-        for kind in order:
-            print(f"  train {kind} run {i + 1}/{repeats} ({epochs} epochs)", file=sys.stderr,
-                  flush=True)
-            runs[kind].append(call_worker(["--worker", kind, "--epochs", str(epochs)], work, env))
-    out: dict[str, Any] = {"epochs": epochs, "repeats": repeats}
-    for kind, rs in runs.items():
-        out[kind] = {
-            "steady_s_per_epoch": statistics.median(statistics.median(r["epoch_s"][1:]) for r in rs),
+SIDES = {"reference": ("reference", "tensorflow"), "project_tensorflow": ("project", "tensorflow"),
+         "project_jax": ("project", "jax")}
+
+
+def bench_train(work: Path, env: dict[str, str], epochs: int, seeds: list[int]) -> dict[str, Any]:
+    """Each side with every seed, interleaved (the order rotates, so a burst of load on the
+    machine hits every side); then each project backend once more with the first seed, for
+    determinism across processes."""
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in SIDES}
+    plan = [(seed, i) for i, seed in enumerate(seeds)] + [(seeds[0], len(seeds))]
+    for seed, i in plan:
+        names = list(SIDES)
+        order = names[i % 3:] + names[:i % 3]
+        for side in order:
+            kind, backend = SIDES[side]
+            if i == len(seeds) and kind == "reference":
+                continue
+            print(f"  train {side} seed {seed} ({epochs} epochs)", file=sys.stderr, flush=True)
+            runs[side].append(call_worker(["--worker", kind, "--epochs", str(epochs), "--backend",
+                                           backend, "--seed", str(seed)], work, env))
+    out: dict[str, Any] = {"epochs": epochs, "seeds": seeds}
+    for side, rs in runs.items():
+        timed = rs[:len(seeds)]
+        repeat = [r for r in rs if r["seed"] == seeds[0]]
+        out[side] = {
+            "steady_s_per_epoch": statistics.median(statistics.median(r["epoch_s"][1:]) for r in timed),
             "steady_cpu_s_per_epoch": statistics.median(statistics.median(r["epoch_cpu_s"][1:])
-                                                        for r in rs),
-            "first_epoch_s": statistics.median(r["epoch_s"][0] for r in rs),
-            "fit_s_per_epoch": statistics.median(r["fit_s"] / epochs for r in rs),
-            "final_val_loss": statistics.median(r["val_loss"][-1] for r in rs),
-            "best_val_loss": statistics.median(min(r["val_loss"]) for r in rs),
-            "deterministic": len({r["weights"] for r in rs}) == 1,
+                                                        for r in timed),
+            "first_epoch_s": statistics.median(r["epoch_s"][0] for r in timed),
+            "fit_s_per_epoch": statistics.median(r["fit_s"] / epochs for r in timed),
+            "final_val_loss": [r["val_loss"][-1] for r in timed],
+            "mean_final_val_loss": statistics.mean(r["val_loss"][-1] for r in timed),
+            "deterministic": (len({r["weights"] for r in repeat}) == 1) if len(repeat) > 1 else None,
             "params": rs[0]["params"], "train_windows": rs[0]["windows"],
             "runs": [{k: v for k, v in r.items() if k != "kind"} for r in rs],
         }
+    return out
+
+
+def bench_stage(work: Path, env: dict[str, str], timings: Path) -> dict[str, Any]:
+    """The whole train stage process (default params, so early stopping decides the epochs)
+    on each backend, and a plain-Keras TensorFlow process fitting as many epochs; each
+    under /usr/bin/time (wall, peak RSS)."""
+    out: dict[str, Any] = {}
+    base = (work / "params.yaml").read_text()
+    try:
+        for backend in ("jax", "tensorflow"):
+            params = yaml.safe_load(base)
+            params["train"]["backend"] = backend
+            (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            stamp = timings / f"stage-{backend}.time"
+            print(f"  train stage on {backend}", file=sys.stderr, flush=True)
+            run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(stamp), sys.executable, "-m",
+                 "stages.train"], work, env)
+            wall, rss, cpu = read_time(stamp)
+            info = json.loads((work / "models" / "train_info.json").read_text())
+            epochs = int(info["epochs_run"])
+            print(f"  plain-Keras TensorFlow process, {epochs} epochs", file=sys.stderr, flush=True)
+            plain = timings / f"plain-{backend}.time"
+            run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(plain), sys.executable,
+                 "bench/speed.py", "--worker", "plain-stage", "--epochs", str(epochs)], work,
+                {**env, "KERAS_BACKEND": "tensorflow"})
+            pwall, prss, pcpu = read_time(plain)
+            out[backend] = {"wall_s": wall, "peak_rss_mb": rss, "cpu_s": cpu, "epochs_run": epochs,
+                            "best_val_loss": info["best_val_loss"],
+                            "train_seconds": info["train_seconds"],
+                            "plain_wall_s": pwall, "plain_peak_rss_mb": prss, "plain_cpu_s": pcpu}
+    finally:
+        (work / "params.yaml").write_text(base)
+    return out
+
+
+def bench_imports(work: Path, env: dict[str, str], timings: Path, repeats: int = 3) -> dict[str, Any]:
+    """`import keras` per backend in a fresh process: wall s and peak RSS (median)."""
+    out: dict[str, Any] = {}
+    for backend in ("jax", "tensorflow"):
+        walls, rss = [], []
+        for _ in range(repeats):
+            stamp = timings / f"import-{backend}.time"
+            run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(stamp), sys.executable, "-c",
+                 "import keras"], work, {**env, "KERAS_BACKEND": backend})
+            wall, mb, _ = read_time(stamp)
+            walls.append(wall)
+            rss.append(mb)
+        out[backend] = {"wall_s": statistics.median(walls), "peak_rss_mb": statistics.median(rss)}
     return out
 
 
@@ -371,32 +464,80 @@ def machine() -> dict[str, Any]:
             "load_avg_1m_at_start": os.getloadavg()[0]}
 
 
+def train_rows(r: dict[str, Any], row: Any) -> None:
+    """The backends side by side: plain Keras on TensorFlow, the project on TensorFlow and
+    on JAX (same windows, seeds, epochs)."""
+    t = r["train"]
+    ref = t["reference"]
+    sides = [("project_tensorflow", "TensorFlow"), ("project_jax", "JAX")]
+    seeds = "/".join(str(s) for s in t["seeds"])
+    row(f"train s/epoch, plain Keras on TF (median, seeds {seeds}, ep 2..{t['epochs']})",
+        f"{ref['steady_s_per_epoch']:.2f}")
+    for side, name in sides:
+        prj = t[side]
+        ratio = prj["steady_s_per_epoch"] / ref["steady_s_per_epoch"]
+        row(f"train s/epoch, project on {name} / ratio to plain",
+            f"{prj['steady_s_per_epoch']:.2f} / {ratio:.2f}x", "<= 0.4x",
+            ratio <= TARGETS["train_ratio"])
+    row("  CPU s/epoch (all threads): plain TF / project TF / project JAX",
+        " / ".join(f"{t[k]['steady_cpu_s_per_epoch']:.2f}" for k in ("reference", *dict(sides))))
+    row("  whole fit incl. compile s/epoch: plain TF / TF / JAX",
+        " / ".join(f"{t[k]['fit_s_per_epoch']:.2f}" for k in ("reference", *dict(sides))))
+    for side, name in (("reference", "plain Keras on TF"), *sides):
+        met = None if side == "reference" else t[side]["first_epoch_s"] <= TARGETS["first_epoch_s"]
+        row(f"  first epoch (trace + compile) s, {name}", f"{t[side]['first_epoch_s']:.1f}",
+            "" if met is None else "<= 3 s", met)
+    row("  of which JAX's first run (compilation cache empty) s",
+        f"{t['project_jax']['runs'][0]['epoch_s'][0]:.1f}")
+    for side, name in (("reference", "plain Keras on TF"), *sides):
+        losses = "/".join(f"{v:.1e}" for v in t[side]["final_val_loss"])
+        if side == "reference":
+            row(f"val loss after {t['epochs']} ep, {name}", losses)
+            continue
+        rel = t[side]["mean_final_val_loss"] / ref["mean_final_val_loss"] - 1
+        row(f"val loss after {t['epochs']} ep, {name} (mean vs plain)", f"{losses} ({rel:+.0%})",
+            "+-10%", abs(rel) <= TARGETS["val_loss_band"])
+    for side, name in sides:
+        det = t[side]["deterministic"]
+        row(f"same seed twice -> identical weights, {name}", str(det).lower(), "true", bool(det))
+
+
+def stage_rows(r: dict[str, Any], row: Any) -> None:
+    for backend, name in (("jax", "JAX"), ("tensorflow", "TensorFlow")):
+        s = r["stage"][backend]
+        ratio = s["wall_s"] / s["plain_wall_s"]
+        row(f"train stage on {name}, {s['epochs_run']} ep (wall s / peak RSS MB)",
+            f"{s['wall_s']:.1f} / {s['peak_rss_mb']:.0f}")
+        row("  plain-Keras TF process, same epochs (wall s / peak RSS MB)",
+            f"{s['plain_wall_s']:.1f} / {s['plain_peak_rss_mb']:.0f}")
+        row("  ratio stage / plain process", f"{ratio:.2f}x", "<= 0.5x", ratio <= TARGETS["stage_ratio"])
+        row("  stage peak RSS MB", f"{s['peak_rss_mb']:.0f}", "<= 600",
+            s["peak_rss_mb"] <= TARGETS["stage_rss_mb"])
+
+
+def import_rows(r: dict[str, Any], row: Any) -> None:
+    for backend in ("jax", "tensorflow"):
+        i = r["imports"][backend]
+        row(f"import keras on {backend}: s / peak RSS MB", f"{i['wall_s']:.1f} / {i['peak_rss_mb']:.0f}")
+
+
 def table(r: dict[str, Any]) -> str:
-    t, rp, st, bt = r["train"], r["repro"], r["startup"], r["backtest"]
-    ref, prj = t["reference"], t["project"]
-    lines = [f"{'figure':54} {'value':>22} {'target':>9} {'met':>4}", "-" * 92]
+    lines = [f"{'figure':62} {'value':>26} {'target':>9} {'met':>4}", "-" * 104]
 
     def row(name: str, value: str, target: str = "", met: bool | None = None) -> None:
         mark = "" if met is None else ("yes" if met else "NO")
-        lines.append(f"{name:54} {value:>22} {target:>9} {mark:>4}")
+        lines.append(f"{name:62} {value:>26} {target:>9} {mark:>4}")
 
-    ratio = prj["steady_s_per_epoch"] / ref["steady_s_per_epoch"]
-    row(f"train s/epoch, plain Keras (median of {t['repeats']}, ep 2..{t['epochs']})",
-        f"{ref['steady_s_per_epoch']:.2f}")
-    row("train s/epoch, project train()", f"{prj['steady_s_per_epoch']:.2f}")
-    row("  ratio project / plain Keras", f"{ratio:.2f}x", "<= 0.5x", ratio <= TARGETS["train_ratio"])
-    cpu_ratio = prj["steady_cpu_s_per_epoch"] / ref["steady_cpu_s_per_epoch"]
-    row("  CPU s/epoch (user+sys, all threads), plain vs project",
-        f"{ref['steady_cpu_s_per_epoch']:.2f} vs {prj['steady_cpu_s_per_epoch']:.2f} = {cpu_ratio:.2f}x")
-    fit_ratio = prj["fit_s_per_epoch"] / ref["fit_s_per_epoch"]
-    row(f"  whole fit incl. compile, s/epoch ({t['epochs']} ep)",
-        f"{ref['fit_s_per_epoch']:.2f} vs {prj['fit_s_per_epoch']:.2f} = {fit_ratio:.2f}x")
-    row("  first epoch (trace/compile) s", f"{ref['first_epoch_s']:.1f} vs {prj['first_epoch_s']:.1f}")
-    vr = prj["final_val_loss"] / ref["final_val_loss"]
-    row(f"final val loss (epoch {t['epochs']}), plain vs project",
-        f"{ref['final_val_loss']:.3e} vs {prj['final_val_loss']:.3e}", "+-5%", abs(vr - 1) <= 0.05)
-    row("same seed -> identical weights across runs (project)", str(prj["deterministic"]).lower(),
-        "true", bool(prj["deterministic"]))
+    for key, rows in (("train", train_rows), ("stage", stage_rows), ("imports", import_rows)):
+        if key in r:
+            rows(r, row)
+    if "repro" in r:
+        other_rows(r, row)
+    return "\n".join(lines)
+
+
+def other_rows(r: dict[str, Any], row: Any) -> None:
+    rp, st, bt = r["repro"], r["startup"], r["backtest"]
     train_s = rp["stages"]["train"]["wall_s"]
     for name in STAGES:
         s = rp["stages"][name]
@@ -445,25 +586,42 @@ def table(r: dict[str, Any]) -> str:
         f"{bt['max_abs_diff_vs_keras_recursion']:.1e}")
     peak = max(s["peak_rss_mb"] for s in rp["stages"].values())
     row("peak RSS of any stage MB", f"{peak:.0f}", "<= 1536", peak <= TARGETS["peak_rss_mb"])
-    return "\n".join(lines)
+
+
+SECTIONS = ("repro", "startup", "backtest", "train", "stage", "imports")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per timed training")
-    parser.add_argument("--repeats", type=int, default=3, help="trainings per side")
+    parser.add_argument("--seeds", default="1,2,3", help="seeds trained per side (comma-separated)")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"which to run (comma-separated, of {', '.join(SECTIONS)})")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "speed.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
-    parser.add_argument("--worker", choices=["project", "reference", "backtest"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["project", "reference", "backtest", "plain-stage"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="tensorflow", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "backtest":
         print(json.dumps(worker_backtest(args.repeats)))
         return
+    if args.worker == "plain-stage":
+        worker_plain_stage(args.epochs)
+        return
     if args.worker:
-        print(json.dumps(worker_train(args.worker, args.epochs)))
+        print(json.dumps(worker_train(args.worker, args.epochs, args.backend, args.seed)))
         return
 
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"unknown section(s) {', '.join(unknown)} — choose from {', '.join(SECTIONS)}")
+    if {"startup", "backtest"} & set(sections) and "repro" not in sections:
+        raise SystemExit("startup and backtest need the repro section's outputs — add repro")
     csv = args.csv.resolve()
     if not csv.exists():
         raise SystemExit(f"{csv} not found — pass --csv PATH to a Yahoo-format daily CSV")
@@ -472,16 +630,29 @@ def main() -> None:
     try:
         work, timings = base / "project", base / "timings"
         timings.mkdir()
-        env = make_env(work)
         env = make_workspace(work, csv, timings)
-        print(f"workspace {work}; cold dvc repro", file=sys.stderr, flush=True)
-        result["repro"] = bench_repro(work, env, timings, noops=3)
-        print("start-up", file=sys.stderr, flush=True)
-        result["startup"] = bench_startup(work, env, repeats=5)
-        print("backtest", file=sys.stderr, flush=True)
-        result["backtest"] = call_worker(["--worker", "backtest", "--repeats", "5"], work, env)
-        print("training", file=sys.stderr, flush=True)
-        result["train"] = bench_train(work, env, args.epochs, args.repeats)
+        if "repro" in sections:
+            print(f"workspace {work}; cold dvc repro", file=sys.stderr, flush=True)
+            result["repro"] = bench_repro(work, env, timings, noops=3)
+        else:  # the windows the trainings read
+            for stage in ("download", "preprocess"):
+                run([sys.executable, "-m", f"stages.{stage}"], work, env)
+        if "startup" in sections:
+            print("start-up", file=sys.stderr, flush=True)
+            result["startup"] = bench_startup(work, env, repeats=5)
+        if "backtest" in sections:
+            print("backtest", file=sys.stderr, flush=True)
+            result["backtest"] = call_worker(["--worker", "backtest", "--repeats", "5"], work, env)
+        if "imports" in sections:
+            print("import keras per backend", file=sys.stderr, flush=True)
+            result["imports"] = bench_imports(work, env, timings)
+        if "train" in sections:
+            print("training", file=sys.stderr, flush=True)
+            seeds = [int(v) for v in args.seeds.split(",")]
+            result["train"] = bench_train(work, env, args.epochs, seeds)
+        if "stage" in sections:
+            print("train stage processes", file=sys.stderr, flush=True)
+            result["stage"] = bench_stage(work, env, timings)
     finally:
         if args.keep:
             print(f"kept {base}", file=sys.stderr)

@@ -96,6 +96,9 @@ class TrainParams(_Section):
     patience: int = Field(5, ge=0)
     # What the libraries accept: NumPy's and Keras' seeds are 32-bit.
     seed: int = Field(42, ge=0, le=2**32 - 1)
+    # The Keras backend that trains it (crypto_forecast.model.backend): the saved model, the
+    # forecasts' code path and the registry are the same either way.
+    backend: Literal["jax", "tensorflow"] = "jax"
 
     @field_validator("units")
     @classmethod

@@ -16,6 +16,7 @@ from crypto_forecast.cli import run_stage
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_windows
 from crypto_forecast.io.contracts import TrainInfo
+from crypto_forecast.model.backend import use_backend
 from crypto_forecast.params import load_params
 
 log = logging.getLogger("stages.train")
@@ -26,6 +27,7 @@ PARAM_SECTIONS = ("download", "preprocess", "train", "mlflow")
 
 def main() -> None:
     params = load_params()
+    use_backend(params.train.backend)  # before anything imports Keras
     arrays = read_windows()
     meta = read_json(paths.RAW_META, "download")
     scaler = read_json(paths.SCALER, "preprocess")

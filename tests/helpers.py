@@ -84,8 +84,25 @@ def load_keras_model(path: Path) -> Any:
 
 
 def keras_predict(model: Any) -> Any:
-    """The model's forward pass compiled once as a TensorFlow graph (any batch size): one
-    batched pass per call, as a `Predict` callable for the backtest."""
+    """The model's forward pass compiled once (a TensorFlow graph, or a jitted JAX function,
+    for any batch size): one batched pass per call, as a `Predict` callable for the backtest."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        @jax.jit
+        def stateless(trainable: Any, fixed: Any, x: Any) -> Any:
+            return model.stateless_call(trainable, fixed, x, training=False)[0]
+
+        def predict_jax(x: Any) -> np.ndarray:
+            out = stateless([v.value for v in model.trainable_variables],
+                            [v.value for v in model.non_trainable_variables],
+                            np.asarray(x, dtype=np.float32))
+            return np.asarray(out, dtype=np.float32).reshape(-1)
+
+        return predict_jax
+
     import tensorflow as tf
 
     def forward(x: Any) -> Any:

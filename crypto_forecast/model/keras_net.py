@@ -1,16 +1,14 @@
-"""The lecture's stacked LSTM in Keras: built from params, seeded and deterministic."""
+"""The lecture's stacked LSTM in Keras, built from params, on either backend."""
 
 from __future__ import annotations
 
-import logging
-import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from crypto_forecast.model.backend import keras_module
+
 if TYPE_CHECKING:
     import keras
-
-log = logging.getLogger(__name__)
 
 # LSTM(50, return_sequences) → LSTM(50) → Dense(1) on one feature:
 # 4·50·(1+50+1) + 4·50·(50+50+1) + (50+1) = 10,400 + 20,200 + 51.
@@ -18,33 +16,17 @@ LECTURE_UNITS = (50, 50)
 LECTURE_PARAM_COUNT = 30_651
 
 
-def configure_tensorflow(seed: int) -> None:
-    """Seeds and deterministic ops: the same params and data give the same weights."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    keras.utils.disable_interactive_logging()  # no progress bars in DVC logs
-    tf.config.experimental.enable_op_determinism()
-    try:
-        # One op at a time, each using every core: on a 2-core machine, independent ops side
-        # by side only oversubscribe it. (Thread counts did not change the weights here.)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already running in this process: keep its setting
-        log.debug("TensorFlow already initialised; inter-op threads left as they are")
-
-
 def build_model(window: int, units: tuple[int, ...], learning_rate: float,
                 n_features: int = 1, *, jit_compile: bool = False,
                 steps_per_execution: int = 1) -> keras.Model:
     """Stacked LSTMs (all but the last return sequences) and a Dense(1) head, Adam + MSE.
 
-    `jit_compile` compiles each training step with XLA; `steps_per_execution` runs that
-    many batches per call from Python. Neither changes what a step computes (XLA may round
-    differently in the last bits), only how it runs (see README "Performance").
+    `jit_compile` compiles each training step with XLA (on JAX every step always is);
+    `steps_per_execution` runs that many batches per call from Python. Neither changes what
+    a step computes (XLA may round differently in the last bits), only how it runs (see
+    README "Performance"). Builds on the active backend (crypto_forecast.model.backend).
     """
-    import keras
+    keras = keras_module()
 
     layers: list[Any] = [keras.Input(shape=(window, n_features), name="window")]
     for i, size in enumerate(units):
@@ -56,7 +38,8 @@ def build_model(window: int, units: tuple[int, ...], learning_rate: float,
         warnings.filterwarnings("ignore", "Model doesn't support `jit_compile=True`")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse",
                       jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-    if jit_compile and not model.jit_compile and _cpu_only():
+    if (jit_compile and not model.jit_compile and keras.backend.backend() == "tensorflow"
+            and _cpu_only()):
         # Keras silently drops XLA whenever op determinism is on, because some XLA ops are
         # not deterministic on GPU. On CPU the XLA-compiled step gives bit-identical weights
         # run to run (tests/model/test_model.py checks it) and shorter epochs (bench/speed.py).

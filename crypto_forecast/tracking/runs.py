@@ -180,30 +180,61 @@ def epoch_logger(epochs: int, progress: logging.Logger) -> Any:
 
 
 def model_requirements() -> list[str]:
-    """The logged model's pip requirements, pinned to what trained it.
+    """The logged model's pip requirements, pinned to what trained it: MLflow, Keras, NumPy
+    and the backend Keras ran on (jax + jaxlib, or TensorFlow).
 
     Given explicitly because MLflow otherwise infers them by loading the saved model in a
-    subprocess (a second TensorFlow start-up): ~45 s of a 240 s train stage on a busy 2-core
+    subprocess (a second Keras start-up): ~45 s of a 240 s train stage on a busy 2-core
     machine (bench/speed.py).
     """
     from importlib.metadata import PackageNotFoundError, version
 
+    import keras  # already imported, on its backend, by whatever trained the model
+
+    backend = keras.backend.backend()
+    engines: dict[str, list[tuple[str, ...]]] = {
+        "jax": [("jax",), ("jaxlib",)], "tensorflow": [("tensorflow", "tensorflow-cpu")]}
+    engine = engines.get(backend, [])
     out = []
-    for name in ("mlflow", "tensorflow", "keras", "numpy"):
-        try:
-            out.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            out.append(name)
+    for names in [("mlflow",), ("keras",), *engine, ("numpy",)]:
+        for name in names:
+            try:
+                out.append(f"{name}=={version(name)}")
+                break
+            except PackageNotFoundError:
+                continue
+        else:
+            out.append(names[0])
     return out
 
 
 def log_keras_model(model: Any, example: Any) -> str:
-    """Log the trained Keras network with signature and input example; returns its URI."""
-    import mlflow
-    from mlflow.models import infer_signature
+    """Log the trained Keras network (MLflow's Keras 3 flavour: the same `.keras` file and
+    loader whichever backend trained it) with signature and input example; returns its URI.
+    """
+    import os
+    from types import SimpleNamespace
 
+    import mlflow
+    from mlflow.models import Model, infer_signature
+
+    def save_model(path: str, **kwargs: Any) -> None:
+        # mlflow.keras writes the input example before it creates the model folder, and then
+        # fails (FileNotFoundError) whenever one is given: create the folder first.
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+    flavor = SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
     signature = infer_signature(example, model.predict(example, verbose=0))
-    logged = mlflow.tensorflow.log_model(model, name="model", signature=signature,
-                                         input_example=example,
-                                         pip_requirements=model_requirements())
+    # MLflow checks the example through the saved model's pyfunc, whose `predict` draws a
+    # Keras progress bar: into the log (absl) once interactive logging is off. Not wanted.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(max(level, logging.WARNING))
+    try:
+        logged = Model.log(artifact_path=None, name="model", flavor=flavor, model=model,
+                           signature=signature, input_example=example,
+                           pip_requirements=model_requirements())
+    finally:
+        absl.setLevel(level)
     return str(logged.model_uri)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from crypto_forecast.io.contracts import EvaluationReport
-from tests.helpers import project_env, run
+from tests.helpers import TINY_PARAMS, new_project, project_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +117,8 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     assert tags["data_sha256"] == meta["sha256"]
     assert len(tags["git_commit"]) == 40
     assert (store / "mlartifacts").is_dir()  # artifacts beside the store, model included
-    assert list((store / "mlartifacts").rglob("MLmodel"))
+    (mlmodel,) = (store / "mlartifacts").rglob("MLmodel")
+    assert yaml.safe_load(mlmodel.read_text())["flavors"]["keras"]["keras_backend"] == "jax"
 
     status = run(["dvc", "status", "--json"], project, env)
     assert status.returncode == 0 and json.loads(status.stdout) == {}
@@ -144,6 +146,27 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     page = (tmp_path / "plots" / "index.html").read_text()
     for title in ("error_vs_horizon", "coverage_vs_horizon", "forecast_with_bands", "test_h_days_ahead"):
         assert title in page or title.replace("_", " ") in page, title
+
+
+def test_tensorflow_backend_trains_what_evaluate_reads(tmp_path: Path) -> None:
+    """The pipeline's other backend, as far as it matters: train on TensorFlow (same model
+    file, same MLflow flavour), and evaluate reads it through the NumPy path as always."""
+    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "backend": "tensorflow"}}
+    project = new_project(tmp_path / "project", params)
+    store = tmp_path / "store"
+    env = project_env(project, store)
+    built = run(["dvc", "repro", "evaluate"], project, env)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Running stage 'evaluate'" in built.stdout and "Traceback" not in built.stderr
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["param_count"] == 30651 and metrics["test"]["model"]["rmse"] > 0
+    info = json.loads((project / "models/train_info.json").read_text())
+    assert _runs(store) == [(info["run_id"], "FINISHED")]
+    (mlmodel,) = (store / "mlartifacts").rglob("MLmodel")
+    logged = yaml.safe_load(mlmodel.read_text())["flavors"]["keras"]
+    assert logged["keras_backend"] == "tensorflow"
+    requirements = next(mlmodel.parent.glob("requirements.txt")).read_text()
+    assert "tensorflow" in requirements and "jax" not in requirements
 
 
 def test_yahoo_offline_fails_with_one_line(project: Path, tmp_path: Path) -> None:

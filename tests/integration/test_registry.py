@@ -46,7 +46,9 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     assert int(client.get_model_version_by_alias("eth-usd-lstm", "candidate").version) == 1
     champion_version = client.get_model_version_by_alias("eth-usd-lstm", "champion")
     assert champion_version.run_id == info["run_id"]
-    champion = mlflow.tensorflow.load_model("models:/eth-usd-lstm@champion")
+    # MLflow's Keras 3 flavour, whichever backend trained it (this process's Keras may run
+    # on another one: the .keras file is the same).
+    champion = mlflow.keras.load_model("models:/eth-usd-lstm@champion")
 
     series = pd.read_csv(project / "data/processed/series.csv", index_col="date")
     scaler = MinMaxScaler.from_json(json.loads((project / "data/processed/scaler.json").read_text()))
@@ -62,3 +64,14 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     np.testing.assert_allclose(from_registry, from_file, rtol=1e-5, atol=0)
     report = pd.read_csv(project / "reports/forecast.csv")["forecast"].to_numpy()
     np.testing.assert_allclose(from_registry, report, rtol=1e-5, atol=0)
+
+    # What `mlflow models serve` answers with: the registered model's pyfunc, which gives
+    # what the NumPy forward pass (evaluate, forecast) gives on the same windows.
+    from crypto_forecast.model.numpy_net import load_network
+
+    served = mlflow.pyfunc.load_model("models:/eth-usd-lstm@champion")
+    assert served.metadata.flavors["keras"]["keras_backend"] == "jax"  # params.yaml's default
+    x = np.load(project / "data/processed/windows.npz")["x_test"][:16].astype(np.float32)
+    np.testing.assert_allclose(np.asarray(served.predict(x)).reshape(-1),
+                               load_network(project / "models/model.keras").predict(x),
+                               rtol=1e-5, atol=1e-6)

@@ -48,7 +48,7 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
         assert version.run_id == info["run_id"]
 
         # The model comes back through the server's artifact proxy, weights and all.
-        served = mlflow.tensorflow.load_model("models:/eth-usd-lstm@candidate")
+        served = mlflow.keras.load_model("models:/eth-usd-lstm@candidate")
         from tests.helpers import load_keras_model as load_model
 
         local = load_model(project / "models/model.keras")

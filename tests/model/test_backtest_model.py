@@ -8,12 +8,13 @@ import pandas as pd
 
 from crypto_forecast.data.series import split_and_scale
 from crypto_forecast.evaluation.backtest import model_forecasts, split_origins
-from crypto_forecast.model.keras_net import build_model, configure_tensorflow
+from crypto_forecast.model.backend import configure
+from crypto_forecast.model.keras_net import build_model
 from tests.helpers import keras_predict
 
 
 def test_direct_call_matches_predict_and_never_looks_ahead() -> None:
-    configure_tensorflow(5)
+    configure(5)
     model = build_model(window=8, units=(6, 6), learning_rate=1e-3)
     predict = keras_predict(model)
     x = np.random.default_rng(0).random((40, 8, 1), dtype=np.float32)

@@ -13,7 +13,8 @@ import pytest
 
 from crypto_forecast.errors import ArtifactError
 from crypto_forecast.evaluation.backtest import feedback_forecast
-from crypto_forecast.model.keras_net import build_model, configure_tensorflow
+from crypto_forecast.model.backend import configure
+from crypto_forecast.model.keras_net import build_model
 from crypto_forecast.model.numpy_net import load_network, shared_prefix_forecast
 from tests.helpers import keras_predict
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _saved(tmp_path: Path, window: int, units: tuple[int, ...], seed: int = 3) -> tuple[Any, Path]:
     """A Keras network with lively random weights (gates far from 0.5), saved as .keras."""
-    configure_tensorflow(seed)
+    configure(seed)
     model = build_model(window=window, units=units, learning_rate=1e-3)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0, 0.6, w.shape).astype(np.float32) for w in model.get_weights()])
