@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crypto_forecast.team.tune")
 
-# The headline metric the study maximises (model RMSE skill over persistence, one day
-# ahead). Its key in reports/metrics.json is read here and nowhere else.
+# The headline metric the study minimises (model RMSE / persistence RMSE, one day ahead,
+# below 1 beats persistence). Its key in reports/metrics.json is read here and nowhere else.
 OBJECTIVE_KEY = "skill_rmse_vs_persistence"
-DIRECTION: Final = "maximize"
+DIRECTION: Final = "minimize"
 
 
 def objective_from_metrics(metrics: dict[str, Any]) -> float:
