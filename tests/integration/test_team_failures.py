@@ -59,7 +59,8 @@ def test_server_restart_and_postgres_outage(shared: Callable[[str], Shared]) -> 
         failed = run(["python", "-m", "stages.train"], clone, env, timeout=300)
         assert failed.returncode != 0
         assert "MLflow" in _one_error(failed.stderr)
-        assert not (clone / "models").exists()  # DVC-style: no half outputs
+        # The earlier model stays: nothing replaced, nothing half-written.
+        assert json.loads((clone / "models/train_info.json").read_text())["run_id"] == run_id
 
         tuned = run(["python", "-m", "crypto_forecast.team.tune", "--trials", "1", "--no-push",
                      "--storage", server.db_url("optuna")], clone, env, timeout=120)
