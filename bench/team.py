@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crypto_forecast.team import server as team
-from tests.helpers import new_project, project_env
+# The repo root instead of bench/ (whose queue.py would shadow the stdlib `queue`).
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+from crypto_forecast.team import server as team  # noqa: E402
+from tests.helpers import new_project, project_env  # noqa: E402
 
 SEEDS = (1, 2, 3, 4)
 DONE = re.compile(r"stages\.\w+ INFO done in ([0-9.]+) s")
@@ -65,8 +66,18 @@ def train_seconds(work: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
+class Rows(list[tuple[str, str, str]]):
+    """Table rows, each also printed as it is measured (a late failure keeps the rest)."""
+
+    def __iadd__(self, new: object) -> Rows:  # type: ignore[override,misc]
+        for row in new:  # type: ignore[attr-defined]
+            print("  " + " | ".join(row), flush=True)
+            self.append(row)
+        return self
+
+
 def main() -> None:
-    rows: list[tuple[str, str, str]] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         base = Path(tmp)
         base.chmod(0o711)
