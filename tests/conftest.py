@@ -14,3 +14,19 @@ from tests.helpers import new_project
 def project(tmp_path: Path) -> Iterator[Path]:
     """A git-initialised copy of the project with tiny params, committed, DVC ready."""
     yield new_project(tmp_path / "project")
+
+
+# Markers for what `make test` leaves to CI (`.ci/run` selects each with -m): the long
+# Hypothesis profile, and the long integration runs (team server, sweeps, Optuna, moved
+# stores, dvc exp show): a newcomer's `make test` stays under 10 minutes on 2 cores.
+SELECTED_ONLY = ("hypothesis_long", "long")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked with one of SELECTED_ONLY run only when `-m` names that marker."""
+    wanted = config.option.markexpr or ""
+    skipped = [m for m in SELECTED_ONLY if m not in wanted]
+    dropped = [item for item in items if any(item.get_closest_marker(m) for m in skipped)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]

@@ -27,6 +27,7 @@ TINY_PARAMS: dict[str, Any] = {
     "evaluate": {"horizon": 3},
     "forecast": {"horizon": 3, "history_days": 30},
     "mlflow": {"experiment": "tests"},
+    "promote": {"max_skill_h1": 1.0, "max_skill_mean": 1.0, "auto": True},
 }
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "tests", "GIT_AUTHOR_EMAIL": "tests@example.com",

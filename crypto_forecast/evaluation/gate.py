@@ -20,6 +20,9 @@ class GateThresholds:
     min_gain_vs_champion: float = 0.0
 
 
+DEFAULT_GATE = GateThresholds()
+
+
 @dataclass(frozen=True)
 class GateDecision:
     served: Served

@@ -24,6 +24,7 @@ from crypto_forecast.evaluation.backtest import (
     split_origins,
 )
 from crypto_forecast.evaluation.baselines import train_drift
+from crypto_forecast.evaluation.gate import DEFAULT_GATE, GateThresholds, decide
 from crypto_forecast.evaluation.intervals import (
     band,
     conformal_quantile,
@@ -52,6 +53,7 @@ from crypto_forecast.io.contracts import (
     HorizonScores,
     PredictorScores,
     ScoredPeriod,
+    ServingDecision,
 )
 
 # A metric of the backtest table: (actual, forecast, origin's close) -> a number (NaN where
@@ -136,11 +138,11 @@ def origin_units(table: pd.DataFrame, *, close: np.ndarray, dates: pd.DatetimeIn
     return recent_volatility(close, origins, volatility_days)
 
 
-def calibrate_bands(val: pd.DataFrame, *, levels: tuple[float, ...], unit: np.ndarray
-                    ) -> dict[float, np.ndarray]:
-    """Per level, the conformal quantile of the validation log-ratio scores (divided by each
-    row's `unit`) for each horizon."""
-    scores = log_ratio_scores(val["actual"], val["lstm"]) / unit
+def calibrate_bands(val: pd.DataFrame, *, levels: tuple[float, ...], unit: np.ndarray,
+                    predictor: str = "lstm") -> dict[float, np.ndarray]:
+    """Per level, the conformal quantile of `predictor`'s validation log-ratio scores (divided
+    by each row's `unit`) for each horizon."""
+    scores = log_ratio_scores(val["actual"], val[predictor]) / unit
     horizons = val["horizon"].to_numpy()
     steps = np.unique(horizons)
     return {level: np.array([conformal_quantile(scores[horizons == h], level) for h in steps])
@@ -260,10 +262,27 @@ def training_scale(series: pd.DataFrame) -> float:
     return naive_scale(train) if np.any(np.diff(train) != 0) else math.nan
 
 
+def serving_decision(*, steps: list[HorizonScores], gate: GateThresholds,
+                     naive_widths: dict[float, np.ndarray]) -> ServingDecision:
+    """The gate's choice on the test scores, recorded with its thresholds and the naive
+    forecaster's band calibration."""
+    skills = [h.skill_rmse for h in steps]
+    defined = [v for v in skills if v is not None]
+    mean = float(np.mean(defined)) if len(defined) == len(skills) else None
+    decision = decide(skill_h1=skills[0], skill_mean=mean, thresholds=gate)
+    return ServingDecision(
+        served=decision.served, reasons=list(decision.reasons), skill_h1=skills[0], skill_mean=mean,
+        max_skill_h1=gate.max_skill_h1, max_skill_mean=gate.max_skill_mean,
+        naive_quantiles={level_name(level): [_finite(float(v)) for v in q]
+                         for level, q in naive_widths.items()})
+
+
 def evaluate(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, target: Target,
              window: int, horizon: int, ma_window: int, levels: tuple[float, ...],
-             volatility_days: int = 0, param_count: int = 0) -> Evaluation:
-    """Backtest on validation (to calibrate the bands) and test (to score everything).
+             volatility_days: int = 0, param_count: int = 0,
+             gate: GateThresholds = DEFAULT_GATE) -> Evaluation:
+    """Backtest on validation (to calibrate the bands) and test (to score everything), and
+    the gate's choice of what to serve.
 
     `volatility_days` > 0 scales the bands by each origin's recent volatility.
     """
@@ -281,6 +300,7 @@ def evaluate(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, ta
 
     units = partial(origin_units, close=close, dates=dates, volatility_days=volatility_days)
     widths = calibrate_bands(val, levels=levels, unit=units(val))
+    naive_widths = calibrate_bands(val, levels=levels, unit=units(val), predictor="persistence")
     test_unit = units(test)
     bands = measure_bands(test, widths=widths, unit=test_unit, volatility_days=volatility_days)
 
@@ -298,7 +318,8 @@ def evaluate(*, model: Predictor, series: pd.DataFrame, scaler: MinMaxScaler, ta
                                drift_per_day=train_drift(
                                    series.loc[series["split"] == "train", "close"].to_numpy()),
                                ma_window=ma_window),
-        horizons=steps, pooled=horizon_scores(scores, horizon=None), bands=bands)
+        horizons=steps, pooled=horizon_scores(scores, horizon=None), bands=bands,
+        serving=serving_decision(steps=steps, gate=gate, naive_widths=naive_widths))
     return Evaluation(report=report, table=table, scores=scores,
                       by_horizon=by_horizon_table(report), one_step=one,
                       horizon_view=horizon_view_table(test, widths=widths, unit=test_unit,

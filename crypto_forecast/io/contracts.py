@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -175,6 +175,20 @@ class Headline(_Part):
         return {**self.numbers(), "test_first": self.test_first, "test_last": self.test_last}
 
 
+class ServingDecision(_Part):
+    """What the gate chose to serve (crypto_forecast.evaluation.gate) and why, with the
+    thresholds it used, and the naive forecaster's own band calibration (per band name, the
+    conformal quantile of persistence's validation scores at each horizon)."""
+
+    served: Literal["lstm", "naive"]
+    reasons: list[str]
+    skill_h1: Score
+    skill_mean: Score  # the LSTM's skill averaged over 1..horizon
+    max_skill_h1: Finite
+    max_skill_mean: Finite
+    naive_quantiles: dict[str, list[Score]]
+
+
 class EvaluationReport(Contract):
     """reports/evaluation.json: what evaluate found and forecast and the report read."""
 
@@ -185,6 +199,7 @@ class EvaluationReport(Contract):
     horizons: list[HorizonScores]
     pooled: HorizonScores
     bands: list[BandCalibration]
+    serving: ServingDecision
 
     def at(self, horizon: int) -> HorizonScores:
         """The scores `horizon` days ahead (1-based)."""

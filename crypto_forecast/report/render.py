@@ -92,11 +92,30 @@ def verdict(evaluation: EvaluationReport) -> str:
     return head
 
 
+def what_is_served(evaluation: EvaluationReport) -> str:
+    """The gate's decision in words: what `reports/forecast.csv` and the registry's champion
+    hold, and why."""
+    s = evaluation.serving
+    what = ("the LSTM's forecast" if s.served == "lstm" else
+            "the naive forecast: persistence (tomorrow = today's close) with its own calibrated "
+            "bands, because the LSTM did not beat it")
+    return (f"Served: {what}. The gate serves the LSTM only when its skill (RMSE over "
+            f"persistence's) is below {s.max_skill_h1:g} at 1 day and below {s.max_skill_mean:g} "
+            f"averaged over 1..{evaluation.backtest.horizon} days: " + "; ".join(s.reasons) + ".")
+
+
+def forecast_headers(fc: pd.DataFrame, names: list[str]) -> list[str]:
+    return ["date", "forecast", *(f"{n}% band" for n in names),
+            *(["LSTM's forecast (not served)"] if "lstm_forecast" in fc else [])]
+
+
 def headline_rows(fc: pd.DataFrame, names: list[str]) -> list[list[str]]:
     rows = []
     for day, row in fc.iterrows():
         cells = [str(pd.Timestamp(day).date()), f"{row['forecast']:,.2f}"]  # type: ignore[arg-type]
         cells += [f"{row[f'lower_{n}']:,.2f} .. {row[f'upper_{n}']:,.2f}" for n in names]
+        if "lstm_forecast" in fc:
+            cells.append(f"{row['lstm_forecast']:,.2f}")
         rows.append(cells)
     return rows
 
@@ -165,10 +184,10 @@ def render_markdown(ctx: ReportContext, evaluation: EvaluationReport, fc: pd.Dat
     if ctx.source_used == "synthetic":
         lines += [f"> **{SYNTHETIC_BANNER.split('.')[0]}.**{SYNTHETIC_BANNER.split('.', 1)[1]}", ""]
     lines += [f"# {ctx.ticker}: {len(fc)}-day forecast", "",
+              "## What is served and why", "", what_is_served(evaluation), "",
               f"**Verdict.** {verdict(evaluation)}", ""]
     lines += [f"- {fact}" for fact in _facts(ctx, evaluation)] + [""]
-    lines += _md_table(["date", "forecast", *(f"{n}% band" for n in names)],
-                       headline_rows(fc, names))
+    lines += _md_table(forecast_headers(fc, names), headline_rows(fc, names))
     lines += ["", f"![last {ctx.history_days} days, the forecast and its bands]({chart_name})", ""]
     period = evaluation.test_period
     lines += [f"## LSTM vs baselines, test period {period.first} .. {period.last}", "",
@@ -211,9 +230,11 @@ img {{ max-width: 100%; }}
 </style></head><body>
 {banner}
 <h1>{esc(ctx.ticker)}: {len(fc)}-day forecast</h1>
+<h2>What is served and why</h2>
+<p class="served">{esc(what_is_served(evaluation))}</p>
 <p class="verdict"><strong>Verdict.</strong> {esc(verdict(evaluation))}</p>
 <ul>{"".join(f"<li>{esc(f)}</li>" for f in _facts(ctx, evaluation))}</ul>
-{table(["date", "forecast", *(f"{n}% band" for n in names)], headline_rows(fc, names))}
+{table(forecast_headers(fc, names), headline_rows(fc, names))}
 <img alt="last {ctx.history_days} days, the forecast and its bands" src="data:image/png;base64,{chart}">
 <h2>LSTM vs baselines, test period {esc(period.first)} .. {esc(period.last)}</h2>
 <p>Errors in price units; skill below 1 means the LSTM beats persistence; MASE is scaled by the

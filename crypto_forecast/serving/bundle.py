@@ -30,7 +30,8 @@ class BandCalibration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     level: float = Field(gt=0, lt=1)
-    score_quantiles: tuple[float, ...]
+    # None: an unbounded band (a validation forecast at or below zero scored infinity).
+    score_quantiles: tuple[float | None, ...]
 
     @property
     def name(self) -> str:

@@ -122,6 +122,7 @@ class PriceForecaster:
         ahead = pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=self.spec.horizon, freq="D")
         out = {"date": ahead.strftime("%Y-%m-%d"), "forecast": prices}
         for b in self.spec.bands:
-            lower, upper = band(prices, np.asarray(b.score_quantiles[: self.spec.horizon]) * unit)
+            q = np.array([np.inf if v is None else v for v in b.score_quantiles[: self.spec.horizon]])
+            lower, upper = band(prices, q * unit)
             out[f"lower_{b.name}"], out[f"upper_{b.name}"] = lower, upper
         return pd.DataFrame(out, columns=self.columns)

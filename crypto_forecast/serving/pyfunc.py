@@ -66,10 +66,11 @@ def pinned_requirements() -> list[str]:
     return out
 
 
-def log_forecaster(folder: Path, spec: ForecasterSpec, example: pd.DataFrame) -> str:
-    """Log the bundle in `folder` as the run's `forecaster` model; returns its model URI."""
+def log_forecaster(folder: Path, spec: ForecasterSpec, example: pd.DataFrame,
+                   name: str = "forecaster") -> str:
+    """Log the bundle in `folder` as the run's model `name`; returns its model URI."""
     logged = mlflow.pyfunc.log_model(
-        name="forecaster", python_model=str(ENTRY_FILE), artifacts={ARTIFACT_KEY: str(folder)},
+        name=name, python_model=str(ENTRY_FILE), artifacts={ARTIFACT_KEY: str(folder)},
         code_paths=[str(PACKAGE_DIR)], signature=signature(spec),
         input_example=example[list(INPUT_COLUMNS)].tail(spec.min_days).reset_index(drop=True),
         pip_requirements=pinned_requirements())

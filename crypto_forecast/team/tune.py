@@ -33,7 +33,7 @@ log = logging.getLogger("crypto_forecast.team.tune")
 
 # The headline metric the study minimises (model RMSE / persistence RMSE, one day ahead,
 # below 1 beats persistence). Its key in reports/metrics.json is read here and nowhere else.
-OBJECTIVE_KEY = "skill_rmse_vs_persistence"
+OBJECTIVE_KEY = "skill_h1"
 DIRECTION: Final = "minimize"
 
 

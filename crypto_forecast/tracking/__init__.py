@@ -1,1 +1,2 @@
-"""MLflow: the store, runs, provenance tags and the model registry — the only code that imports mlflow."""
+"""MLflow: the store, runs, provenance tags and the model registry (the one other MLflow
+import is serving.pyfunc, which is the MLflow model itself)."""

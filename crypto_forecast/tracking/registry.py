@@ -61,8 +61,10 @@ def register_model(model_uri: str, name: str, run_id: str) -> int:
 
 
 def promote(name: str, *, run_id: str | None = None, version: int | None = None,
-            alias: str = CHAMPION_ALIAS) -> int:
-    """Point `alias` (default `champion`) at a version of `name`, chosen by version or run id."""
+            alias: str = CHAMPION_ALIAS, kind: str = "lstm", by: str = "") -> int:
+    """Point `alias` (default `champion`) at a version of `name`, chosen by version or run id
+    (a run's forecaster of `kind` when it registered both), and record on that version who
+    moved it, when, and which version it replaced."""
     if (run_id is None) == (version is None):
         raise ValueError("give exactly one of run_id or version")
     uri = connect()
@@ -79,11 +81,23 @@ def promote(name: str, *, run_id: str | None = None, version: int | None = None,
                     f"run {run_id} has no version of model {name!r} in {uri} — check "
                     "the run id (models/train_info.json or the MLflow UI) and --model"
                 )
-            chosen = max(int(v.version) for v in found)
+            of_kind = [v for v in found if v.tags.get("kind", kind) == kind]
+            if not of_kind:
+                raise TrackingError(
+                    f"run {run_id} registered no {kind} forecaster as {name!r} — promote "
+                    f"--kind {'naive' if kind == 'lstm' else 'lstm'} or a --version")
+            chosen = max(int(v.version) for v in of_kind)
         else:
             chosen = int(str(version))
             client.get_model_version(name, str(chosen))
+        replaced = alias_version(name, alias)
         client.set_registered_model_alias(name, alias, str(chosen))
+        import datetime as dt
+
+        for key, value in {"promoted_by": by or "unknown", "promoted_at":
+                           dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                           "replaced_version": "none" if replaced is None else str(replaced)}.items():
+            client.set_model_version_tag(name, str(chosen), key, value)
     return chosen
 
 
@@ -102,3 +116,31 @@ def alias_version(name: str, alias: str) -> int | None:
         return int(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def register_forecasters(uris: dict[str, str], *, name: str, run_id: str, served: str,
+                         auto: bool) -> dict[str, int]:
+    """Register the LSTM's forecaster (alias `candidate`) and, when the gate serves it, the
+    naive one; with `auto`, move `champion` to the served version. Returns {kind: version}."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    versions: dict[str, int] = {}
+    with mlflow_errors(f"cannot register the forecaster as {name!r} in {tracking_uri()}",
+                       "check the store is writable, or that the tracking server has the "
+                       "model registry enabled"):
+        for kind in ("lstm", "naive"):
+            if kind == "lstm" or served == "naive":
+                mv = mlflow.register_model(uris[kind], name, tags={"run_id": run_id, "kind": kind})
+                versions[kind] = int(mv.version)
+        client.set_registered_model_alias(name, CANDIDATE_ALIAS, str(versions["lstm"]))
+        if auto:
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, str(versions[served]))
+            client.set_model_version_tag(name, str(versions[served]), "promoted_by", "gate")
+    log.info("registered %s: LSTM forecaster version %d (%s)%s", name, versions["lstm"],
+             CANDIDATE_ALIAS, f", naive forecaster version {versions['naive']}" if "naive" in versions
+             else "")
+    if auto:
+        log.info("%s@%s -> version %d, the %s forecaster (the gate's choice)", name, CHAMPION_ALIAS,
+                 versions[served], "LSTM's" if served == "lstm" else "naive")
+    return versions

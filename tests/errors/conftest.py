@@ -129,15 +129,3 @@ def copy_built(built: tuple[Path, Path], dest: Path) -> tuple[Path, dict[str, st
     shutil.copytree(project, dest / "project", symlinks=True)
     shutil.copytree(store, dest / "store", symlinks=True)
     return dest / "project", project_env(dest / "project", dest / "store")
-
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long Hypothesis profile runs only when asked for (`-m hypothesis_long`, as
-    `.ci/run` does); `make test` runs the fast profile of the same properties."""
-    if "hypothesis_long" in (config.option.markexpr or ""):
-        return
-    long = [item for item in items if item.get_closest_marker("hypothesis_long")]
-    if long:
-        config.hook.pytest_deselected(items=long)
-        items[:] = [item for item in items if not item.get_closest_marker("hypothesis_long")]

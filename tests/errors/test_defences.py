@@ -128,6 +128,7 @@ def test_malformed_uri_in_train_is_one_line(fresh: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_readme_relative_sqlite_uri_trains_on_a_fresh_store(fresh: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(fresh, project, symlinks=True)
@@ -145,6 +146,7 @@ def _artifact_files(root: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_moved_store_writes_and_loads_where_it_now_is(built: tuple[Path, Path],
                                                        tmp_path: Path) -> None:
     """copy_built moves the store to a new folder: its recorded artifact root is stale."""
@@ -165,7 +167,8 @@ def test_moved_store_writes_and_loads_where_it_now_is(built: tuple[Path, Path],
                      for row in db.execute(f"select {column} from {table}")]  # noqa: S608
     assert locations and not [loc for loc in locations if str(old_store) in loc]
 
-    promoted = subprocess.run([sys.executable, "-m", "stages.promote", "--version", "1"],
+    promoted = subprocess.run([sys.executable, "-m", "stages.promote", "--model", "eth-usd-lstm",
+                               "--version", "1"],
                               cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert promoted.returncode == 0, promoted.stderr[-2000:]
     load = ("import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
@@ -176,6 +179,7 @@ def test_moved_store_writes_and_loads_where_it_now_is(built: tuple[Path, Path],
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_store_moved_without_its_artifacts_is_one_line(built: tuple[Path, Path],
                                                        tmp_path: Path) -> None:
     project, env = copy_built(built, tmp_path)
@@ -263,6 +267,7 @@ def test_require_finite_refuses_a_diverged_history() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_diverged_training_is_not_registered(fresh: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(fresh, project, symlinks=True)
@@ -484,6 +489,7 @@ def test_promote_command_line_mistakes_are_one_line(tmp_path: Path, args: tuple[
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_promote_unknown_run_names_the_run_not_a_version(built: tuple[Path, Path],
                                                          tmp_path: Path) -> None:
     project, env = copy_built(built, tmp_path)

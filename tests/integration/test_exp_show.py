@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers import GIT_ENV, project_env, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # The command the README recommends for comparing experiments.
 EXP_SHOW = ["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", "Created|.*/|models"]

@@ -1,6 +1,7 @@
-"""Model registry: training registers `eth-usd-lstm` versions with alias `candidate`;
-`python -m stages.promote` moves `champion`; the champion loaded through MLflow forecasts
-exactly what `models/model.keras` forecast. Slow: runs the real pipeline."""
+"""Model registry: training registers the bare network as `eth-usd-lstm` (alias
+`candidate`); evaluate registers the forecaster as `eth-usd-forecaster` and the gate moves its
+`champion`, which the real scoring server answers with: exactly reports/forecast.csv.
+`python -m stages.promote` moves `champion` by hand. Slow: runs the real pipeline."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     info = json.loads((project / "models/train_info.json").read_text())
     assert info["registered_model"] == "eth-usd-lstm" and info["model_version"] == 1
 
-    bad = run(["python", "-m", "stages.promote", "--run", "0" * 32], project, env, timeout=120)
+    bad = run(["python", "-m", "stages.promote", "--model", "eth-usd-lstm", "--run", "0" * 32],
+              project, env, timeout=120)
     assert bad.returncode == 1
     assert "has no version of model 'eth-usd-lstm'" in bad.stderr and "Traceback" not in bad.stderr
 
-    promoted = run(["python", "-m", "stages.promote", "--run", info["run_id"]], project, env,
-                   timeout=120)
+    promoted = run(["python", "-m", "stages.promote", "--model", "eth-usd-lstm", "--run",
+                    info["run_id"]], project, env, timeout=120)
     assert promoted.returncode == 0, promoted.stderr
     assert "eth-usd-lstm@champion -> version 1" in promoted.stderr
 
@@ -62,7 +64,9 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     # Keras may run the two through differently compiled kernels (XLA or not): the forecasts
     # then differ by float32 rounding only, far below a cent.
     np.testing.assert_allclose(from_registry, from_file, rtol=1e-5, atol=0)
-    report = pd.read_csv(project / "reports/forecast.csv")["forecast"].to_numpy()
+    # The LSTM's forecast in the report: the served one, or beside the naive one it lost to.
+    table = pd.read_csv(project / "reports/forecast.csv")
+    report = table["lstm_forecast" if "lstm_forecast" in table else "forecast"].to_numpy()
     np.testing.assert_allclose(from_registry, report, rtol=1e-5, atol=0)
 
     # What `mlflow models serve` answers with: the registered model's pyfunc, which gives
@@ -75,3 +79,35 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     np.testing.assert_allclose(np.asarray(served.predict(x)).reshape(-1),
                                load_network(project / "models/model.keras").predict(x),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_the_served_champion_answers_with_the_report_forecast(project: Path, tmp_path: Path) -> None:
+    import mlflow
+
+    from crypto_forecast.io.contracts import EvaluationReport
+    from tests.serving.server import post_closes, scoring_server
+
+    store = tmp_path / "store"
+    env = project_env(project, store)
+    built = run(["dvc", "repro"], project, env, timeout=1800)
+    assert built.returncode == 0, built.stdout + built.stderr
+    served = EvaluationReport.read(project / "reports/evaluation.json", "evaluate").serving
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("eth-usd-forecaster", "champion")
+    assert champion.tags["kind"] == served.served and champion.tags["promoted_by"] == "gate"
+    lstm = client.get_model_version_by_alias("eth-usd-forecaster", "candidate")
+    assert lstm.tags["kind"] == "lstm"
+
+    series = pd.read_csv(project / "data/processed/series.csv")
+    closes = series[["date", "close"]].tail(120).reset_index(drop=True)
+    report = pd.read_csv(project / "reports/forecast.csv")
+    with scoring_server(project, env) as url:  # models:/eth-usd-forecaster@champion
+        status, body = post_closes(url, closes)
+        too_few = post_closes(url, closes.tail(3))
+    assert status == 200, body
+    answer = pd.DataFrame(body["predictions"]).head(len(report))
+    assert list(answer["date"]) == list(report["date"])
+    columns = ["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+    np.testing.assert_allclose(answer[columns], report[columns], rtol=1e-6)
+    assert too_few[0] == 400 and "too few days: got 3" in too_few[1]["message"]

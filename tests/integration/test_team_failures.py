@@ -15,7 +15,7 @@ from crypto_forecast.team import server as team_server
 from tests.helpers import run
 from tests.integration.conftest import Shared
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 EXPERIMENT = "team-failures"
 

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import run
 from tests.integration.conftest import Shared, finish, popen
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 GRID = "train.units=[32,32],[50,50] train.learning_rate=0.001,0.003"
 EXPERIMENT = "team-sweep"

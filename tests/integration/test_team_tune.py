@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.conftest import Shared, finish, popen
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 EXPERIMENT = "team-tune"
 STUDY = "tiny-study"

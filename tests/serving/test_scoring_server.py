@@ -3,17 +3,10 @@ answered by MLflow's real scoring server (`python -m stages.serve`) on a free lo
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +15,7 @@ import pytest
 from crypto_forecast.serving.bundle import save_bundle
 from crypto_forecast.serving.price_forecaster import PriceForecaster
 from tests.helpers import ROOT, project_env, random_network
-from tests.integration.mlflow_server import free_port
+from tests.serving.server import post_closes, scoring_server
 from tests.serving.test_price_forecaster import BAD, _bad, closes, spec
 
 NAME = "eth-usd-forecaster"
@@ -81,58 +74,16 @@ def test_loads_by_uri_from_outside_the_project(registered: tuple[dict[str, str],
     np.testing.assert_allclose(got.drop(columns="date"), expected.drop(columns="date"), rtol=1e-6)
 
 
-def _post(url: str, frame: pd.DataFrame) -> tuple[int, dict[str, Any]]:
-    body = json.dumps({"dataframe_split": {"columns": list(frame.columns),
-                                           "data": frame.astype(object).where(frame.notna(), None)
-                                           .to_numpy().tolist()}}).encode()
-    req = urllib.request.Request(f"{url}/invocations", data=body,  # noqa: S310  (http://127.0.0.1)
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 @pytest.fixture(scope="module")
-def server(registered: tuple[dict[str, str], PriceForecaster], tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
-    env, _ = registered
-    port = free_port()
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "stages.serve", "--model", NAME, "--port", str(port),
-                             "--workers", "1"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"the scoring server exited: {log.read()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, "the scoring server did not answer /ping"
-            time.sleep(0.2)
+def server(registered: tuple[dict[str, str], PriceForecaster]) -> Iterator[str]:
+    with scoring_server(ROOT, registered[0], "--model", NAME) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_server_answers_what_the_forecaster_computes(
         server: str, registered: tuple[dict[str, str], PriceForecaster]) -> None:
     frame = closes(40)
-    status, body = _post(server, frame)
+    status, body = post_closes(server, frame)
     assert status == 200, body
     got = pd.DataFrame(body["predictions"])
     expected = registered[1].forecast(frame)
@@ -146,7 +97,7 @@ SERVER_BAD = {**BAD, "columns": "Model is missing inputs ['close']"}
 
 @pytest.mark.parametrize("kind", sorted(SERVER_BAD))
 def test_each_bad_request_gets_400_naming_it(server: str, kind: str) -> None:
-    status, body = _post(server, _bad(kind))
+    status, body = post_closes(server, _bad(kind))
     assert status == 400, body
     assert SERVER_BAD[kind] in body["message"], body["message"][-300:]
 

@@ -150,8 +150,9 @@ def test_a_horizon_longer_than_the_split_is_refused() -> None:
                  horizon=40, ma_window=5, levels=(0.8,))
 
 
-def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_forecast() -> None:
-    from crypto_forecast.serving.forecaster import band_widths
+def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_the_forecasters() -> None:
+    from crypto_forecast.serving.build import pipeline_forecasters, recent_closes
+    from tests.helpers import random_network
 
     frame, scaler, _ = _frame()
     result = evaluate(model=_last_value, series=frame, scaler=scaler,
@@ -159,8 +160,29 @@ def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_forecast() -> None:
                       levels=(0.8,), volatility_days=10)
     (b,) = result.report.bands
     assert b.volatility_days == 10 and 0 < b.coverage <= 1
+    forecasters = pipeline_forecasters(network=random_network((4, 4)), scaler=scaler,
+                                       report=result.report, series=frame, ticker="ETH-USD",
+                                       window=10, target="price", data_sha256="")
     close = frame["close"].to_numpy()
-    widths = band_widths(result.report, 3, close)["80"]
     sigma = np.std(np.diff(np.log(close))[-10:], ddof=1)
-    np.testing.assert_allclose(widths, sigma * np.array([h.score_quantile for h in b.horizons]))
-    assert band_widths(result.report, 2, close)["80"].size == 2
+    lstm = forecasters["lstm"].forecast(recent_closes(frame))
+    np.testing.assert_allclose(np.log(lstm["upper_80"] / lstm["forecast"]),
+                               sigma * np.array([h.score_quantile for h in b.horizons]))
+    naive = forecasters["naive"].forecast(recent_closes(frame))
+    assert (naive["forecast"] == close[-1]).all()
+    np.testing.assert_allclose(np.log(naive["upper_80"] / naive["forecast"]),
+                               sigma * np.array(result.report.serving.naive_quantiles["80"]))
+
+
+def test_the_gate_serves_the_naive_forecast_when_the_lstm_does_not_beat_it() -> None:
+    from crypto_forecast.evaluation.gate import GateThresholds
+
+    frame, scaler, _ = _frame()
+    kwargs = {"model": _last_value, "series": frame, "scaler": scaler, "target": "price",
+              "window": 10, "horizon": 3, "ma_window": 5, "levels": (0.8,)}
+    # _last_value is persistence itself: skill exactly 1, which is not below 1.
+    tie = evaluate(**kwargs).report.serving  # type: ignore[arg-type]
+    assert tie.served == "naive" and tie.skill_h1 == pytest.approx(1.0)
+    assert "1-day skill 1.000 is not below 1" in tie.reasons
+    lenient = evaluate(**kwargs, gate=GateThresholds(max_skill_h1=1.5, max_skill_mean=1.5)).report.serving  # type: ignore[arg-type]
+    assert lenient.served == "lstm" and lenient.max_skill_h1 == 1.5

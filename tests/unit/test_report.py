@@ -16,6 +16,7 @@ from crypto_forecast.io.contracts import (
     HorizonScores,
     PredictorScores,
     ScoredPeriod,
+    ServingDecision,
 )
 from crypto_forecast.report.render import ReportContext, render_html, render_markdown, verdict
 
@@ -41,7 +42,13 @@ def _metrics(skills: list[float], mases: list[float], cover80: float = 0.8,
         test_period=period,
         backtest=BacktestSetup(horizon=len(skills), origins=400, calibration_origins=200,
                                mase_scale=10.0, drift_per_day=0.5, ma_window=7),
-        horizons=horizons, pooled=scores(None, skills[0], mases[0]), bands=bands)
+        horizons=horizons, pooled=scores(None, skills[0], mases[0]), bands=bands,
+        serving=ServingDecision(served="naive" if skills[0] >= 1 else "lstm",
+                                reasons=[f"1-day skill {skills[0]:.3f}"], skill_h1=skills[0],
+                                skill_mean=sum(skills) / len(skills), max_skill_h1=1.0,
+                                max_skill_mean=1.0,
+                                naive_quantiles={"80": [0.04] * len(skills),
+                                                 "95": [0.06] * len(skills)}))
 
 
 def test_losing_to_persistence_says_no_better_than_todays_price() -> None:
@@ -86,6 +93,12 @@ def test_reports_carry_banner_table_and_embedded_chart() -> None:
     assert "r123" in md and "c0ffee" in md and "30,651" in md
     assert "| all |" in md and "| LSTM RMSE |" in md
     assert "30 days' volatility" in md
+    # skill 1.2 at 1 day: the naive forecast is served, said at the top, the LSTM's beside it.
+    assert md.index("## What is served and why") < md.index("**Verdict.**")
+    assert "Served: the naive forecast: persistence" in md and "1-day skill 1.200" in md
+    with_lstm = fc.assign(lstm_forecast=[102.5, 104.0])
+    md2 = render_markdown(ctx, metrics, with_lstm, "forecast.png")
+    assert "| LSTM's forecast (not served) |" in md2 and "| 90.00 .. 110.00 | 102.50 |" in md2
     png = b"\x89PNGfake"
     html = render_html(ctx, metrics, fc, png)
     assert "data:image/png;base64," + base64.b64encode(png).decode() in html

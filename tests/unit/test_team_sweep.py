@@ -62,6 +62,6 @@ def test_unknown_grid_key_is_named() -> None:
 
 
 def test_objective_is_read_in_one_place() -> None:
-    assert objective_from_metrics({"skill_rmse_vs_persistence": 0.25, "test": {}}) == 0.25
+    assert objective_from_metrics({"skill_h1": 0.25, "rmse_h1": 3.0}) == 0.25
     with pytest.raises(TeamError, match="OBJECTIVE_KEY"):
         objective_from_metrics({"renamed": 0.25})
