@@ -80,13 +80,15 @@ def available_memory_bytes() -> int | None:
     """Memory this process may still use: MemAvailable, or the cgroup limit if lower."""
     found: list[int] = []
     try:
-        for line in open("/proc/meminfo", encoding="ascii"):  # noqa: SIM115
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError):
         pass
     try:
-        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()  # noqa: SIM115
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as cgroup:
+            limit = cgroup.read().strip()
         if limit.isdigit():
             found.append(int(limit))
     except OSError:

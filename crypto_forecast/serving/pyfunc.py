@@ -31,11 +31,15 @@ REQUIREMENTS = ("mlflow", "numpy", "pandas", "pydantic", "pyyaml")
 class ForecasterModel(PythonModel):
     """MLflow's face of `PriceForecaster`."""
 
+    # MLflow would wrap `predict` to validate by its type hints (and warn without them); the
+    # explicit signature is the schema here and the forecaster checks its own input.
+    _skip_type_hint_validation = True
+
     def load_context(self, context: Any) -> None:
         spec, network = load_bundle(Path(context.artifacts[ARTIFACT_KEY]))
         self.forecaster = PriceForecaster(spec, network)
 
-    # No type hints here: MLflow reads them as a schema (and warns); the signature is explicit.
+    # No type hints here: MLflow reads them as a schema; the signature is explicit.
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         try:

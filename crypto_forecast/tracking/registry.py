@@ -131,7 +131,8 @@ def register_forecasters(uris: dict[str, str], *, name: str, run_id: str, served
                        "model registry enabled"):
         for kind in ("lstm", "naive"):
             if kind == "lstm" or served == "naive":
-                mv = mlflow.register_model(uris[kind], name, tags={"run_id": run_id, "kind": kind})
+                with without_registry_echo():
+                    mv = mlflow.register_model(uris[kind], name, tags={"run_id": run_id, "kind": kind})
                 versions[kind] = int(mv.version)
         client.set_registered_model_alias(name, CANDIDATE_ALIAS, str(versions["lstm"]))
         if auto:

@@ -4,6 +4,7 @@ and what is logged into it."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -232,9 +233,11 @@ def log_keras_model(model: Any, example: Any) -> str:
     level = absl.level
     absl.setLevel(max(level, logging.WARNING))
     try:
-        logged = Model.log(artifact_path=None, name="model", flavor=flavor, model=model,
-                           signature=signature, input_example=example,
-                           pip_requirements=model_requirements())
+        # ... and, on some paths, prints it straight to stdout: keep that out of the log too.
+        with contextlib.redirect_stdout(io.StringIO()):
+            logged = Model.log(artifact_path=None, name="model", flavor=flavor, model=model,
+                               signature=signature, input_example=example,
+                               pip_requirements=model_requirements())
     finally:
         absl.setLevel(level)
     return str(logged.model_uri)
