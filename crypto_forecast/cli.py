@@ -89,7 +89,10 @@ def setup_logging(stage: str = "stages") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(StageFormatter(stage))
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Replace an earlier call's handler (a process may run several stages); handlers others
+    # installed (a test harness, an embedding program) stay.
+    root.handlers = [h for h in root.handlers if not isinstance(h.formatter, StageFormatter)]
+    root.addHandler(handler)
     root.setLevel(logging.INFO if verbose() else logging.WARNING)
     for name in _OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
@@ -111,13 +114,20 @@ def quiet_libraries() -> None:
     filter_native_stderr()
 
 
+_native_filter_installed = False
+
+
 def filter_native_stderr(patterns: tuple[str, ...] = NATIVE_NOISE) -> None:
     """Route file descriptor 2 through `grep -v` of `patterns`, line by line.
 
     grep runs in its own session, so a Ctrl-C meant for the stage does not stop it, and it
     outlives a crash of the stage: whatever the dying process wrote still reaches the
-    terminal. At exit the stage hands stderr back and waits for grep to drain.
+    terminal. At exit the stage hands stderr back and waits for grep to drain. Once per
+    process: a second call (several stages run in one process) changes nothing.
     """
+    global _native_filter_installed
+    if _native_filter_installed:
+        return
     try:
         original = os.dup(2)
         read_end, write_end = os.pipe()
@@ -138,6 +148,7 @@ def filter_native_stderr(patterns: tuple[str, ...] = NATIVE_NOISE) -> None:
     sys.stderr.flush()
     os.dup2(write_end, 2)
     os.close(write_end)
+    _native_filter_installed = True
 
     def restore() -> None:
         with contextlib.suppress(OSError, ValueError):
