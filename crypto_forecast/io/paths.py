@@ -1,7 +1,7 @@
 """Every artifact path of the pipeline, in one place.
 
 Paths are relative to the working directory, which DVC sets to the workspace root (the
-repo, or a temporary copy of it for queued experiments). `tests/unit/test_paths.py`
+repo, or a temporary copy of it for queued experiments). `tests/unit/test_dvc_wiring.py`
 checks that dvc.yaml declares exactly these.
 """
 
