@@ -133,7 +133,9 @@ def main() -> None:
              + report.backtest.calibration_origins, cfg.horizon, result.backtest_seconds)
     log.info("gate: %s", "; ".join(serving.reasons))
     log.info("served: the %s forecaster", "LSTM's" if serving.served == "lstm" else "naive")
-    log.info("wrote %s", ", ".join(str(p) for p in files))
+    plots = [p.name for p in files if p.parent == paths.PLOTS_DIR]
+    log.info("wrote %s, %s", paths.METRICS, paths.EVALUATION)
+    log.info("wrote %s/: %s", paths.PLOTS_DIR, ", ".join(plots))
 
 
 def _num(value: float | None) -> str:

@@ -100,7 +100,9 @@ def main() -> None:
         atomic.write_all({paths.FORECAST_PNG: png, **texts})
     log.info("served (%s) forecast %s .. %s: %s", served, fc.index[0].date(), fc.index[-1].date(),
              ", ".join(f"{v:,.0f}" for v in fc["forecast"]))
-    log.info("wrote %s", ", ".join(str(p) for p in (paths.FORECAST_PNG, *texts)))
+    log.info("wrote %s/: %s", paths.REPORTS_DIR,
+             ", ".join(p.name for p in (paths.FORECAST_CSV, paths.FORECAST_MD, paths.FORECAST_HTML,
+                                        paths.FORECAST_PNG)))
 
 
 if __name__ == "__main__":
