@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crypto_forecast.errors import ArtifactError
 from crypto_forecast.io import atomic
+from crypto_forecast.io.artifacts import read_json
 
 
 class Contract(BaseModel):
@@ -26,15 +27,7 @@ class Contract(BaseModel):
     @classmethod
     def read(cls, path: Path, produced_by: str) -> Self:
         """Load and validate `path`; any problem is an `ArtifactError` that names the fix."""
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ArtifactError(f"{path} is missing — run `dvc repro {produced_by}` first") from None
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(
-                f"{path} is unreadable ({exc}) — rerun `dvc repro -f {produced_by}`") from None
-        if not isinstance(raw, dict):
-            raise ArtifactError(f"{path} is not a JSON object — rerun `dvc repro -f {produced_by}`")
+        raw = read_json(path, produced_by)
         version = raw.get("schema_version")
         if version != cls.SCHEMA_VERSION:
             raise ArtifactError(

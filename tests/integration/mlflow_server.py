@@ -24,6 +24,37 @@ def free_port() -> int:
 
 
 @contextmanager
+def answering(cmd: list[str], *, probe: str, log_path: Path, cwd: Path, env: dict[str, str],
+              timeout: float) -> Iterator[None]:
+    """Run `cmd` in its own session (teardown ends the whole process group), logging to
+    `log_path`, until `probe` answers 200; stop it on exit."""
+    log = log_path.open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, f"{cmd[:3]} exited: {log_path.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(probe, timeout=2) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, f"{cmd[:3]} did not answer {probe}"
+            time.sleep(0.2)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@contextmanager
 def mlflow_server(tmp: Path, *, ui: bool = False, store: Path | None = None,
                   timeout: float = 300) -> Iterator[str]:
     """`mlflow server` (SQLite backend, artifacts served from `tmp/artifacts`) or, with
@@ -35,31 +66,9 @@ def mlflow_server(tmp: Path, *, ui: bool = False, store: Path | None = None,
            "--port", str(port), "--workers", "1"]
     if not ui:
         cmd += ["--serve-artifacts", "--artifacts-destination", str(tmp / "artifacts")]
-    log = (tmp / f"mlflow-{port}.log").open("w")
-    # No background job workers (they are for GenAI jobs, and outlive a terminated server);
-    # its own session, so teardown ends the whole process group.
+    # No background job workers (they are for GenAI jobs, and outlive a terminated server).
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env=env,
-                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, (tmp / f"mlflow-{port}.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+    with answering(cmd, probe=f"{url}/health", log_path=tmp / f"mlflow-{port}.log", cwd=tmp, env=env,
+                   timeout=timeout):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
