@@ -7,7 +7,6 @@ and the pipeline's own forecast read exactly the same numbers."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +14,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from crypto_forecast.errors import ArtifactError
-from crypto_forecast.io import atomic
 from crypto_forecast.io.contracts import Contract
 from crypto_forecast.model.numpy_net import LSTMWeights, Network
 
@@ -66,7 +64,8 @@ class ForecasterSpec(Contract):
 
 
 def save_bundle(folder: Path, spec: ForecasterSpec, network: Network | None) -> None:
-    """Write the spec (and the LSTM's weights) into `folder`, atomically per file."""
+    """Write the spec (and the LSTM's weights) into `folder`: a staging folder that MLflow
+    copies into the model, so plain writes (a full disk is an OSError the caller maps)."""
     if (spec.kind == "lstm") != (network is not None):
         raise ValueError("an lstm forecaster needs its network; a naive one has none")
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,10 +75,9 @@ def save_bundle(folder: Path, spec: ForecasterSpec, network: Network | None) -> 
         for k, w in enumerate(network.lstms):
             arrays |= {f"lstm{k}_kernel": w.kernel, f"lstm{k}_recurrent": w.recurrent,
                        f"lstm{k}_bias": w.bias}
-        buf = io.BytesIO()
-        np.savez(buf, allow_pickle=False, **arrays)
-        atomic.write_bytes(folder / WEIGHTS_FILE, buf.getvalue())
-    spec.write(folder / SPEC_FILE)
+        with open(folder / WEIGHTS_FILE, "wb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
+    (folder / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
 
 
 def load_bundle(folder: Path) -> tuple[ForecasterSpec, Network | None]:

@@ -220,7 +220,8 @@ def test_failed_repro_then_checkout_and_killed_train_then_repro(built: tuple[Pat
     assert failed.returncode != 0
     out = failed.stdout + failed.stderr
     assert "Traceback" not in out
-    lines = [line for line in error_lines(out) if "stages.train" in line]
+    # The stage's own line ("HH:MM:SS train      ERROR ..."), not DVC's "ERROR: failed to ...".
+    lines = [line for line in error_lines(out) if line.split()[1:2] == ["train"]]
     assert len(lines) == 1, out[-3000:]
     assert "train.epoch: unknown key" in lines[0] and "`dvc checkout` restores them" in lines[0]
     assert not (project / "models/model.keras").exists()

@@ -22,7 +22,7 @@ from crypto_forecast.tracking.ui import runs_url
 from tests.helpers import project_env, run
 from tests.integration.mlflow_server import mlflow_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import project_env, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # LSTM(32, return_sequences) -> LSTM(32) -> Dense(1) on one feature:
 # 4*32*(1+32+1) + 4*32*(32+32+1) + 33 = 4,352 + 8,320 + 33.

@@ -19,6 +19,7 @@ from tests.integration.mlflow_server import free_port, mlflow_server
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     server_dir = tmp_path / "server"
