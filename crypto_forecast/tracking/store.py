@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = "mlartifacts"
 
-# An unreachable server must fail the stage in seconds, not after MLflow's default
-# 7 retries with back-off and a 120 s timeout per request.
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+# An unreachable server fails the stage in seconds at the probe (below), not after MLflow's
+# default 7 retries with back-off and a 120 s timeout per request. A server that answered
+# the probe gets 30 s per request: a busy one (a sweep's workers uploading the forecasters'
+# files at once) must not fail a stage that would have succeeded.
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 _PROBE_TIMEOUT_S = 5.0
 

@@ -73,7 +73,7 @@ def test_two_workers_share_a_study_and_survive_a_killed_worker(
         got = runs[t.user_attrs["dvc_exp_name"]]
         assert got.info.status == "FINISHED"
         assert got.info.run_id == t.user_attrs["mlflow_run_id"]
-        assert t.value == pytest.approx(got.data.metrics["test_skill_rmse"])
+        assert t.value == pytest.approx(got.data.metrics["skill_h1"])
         assert float(got.data.params["train.learning_rate"]) == pytest.approx(
             t.params["train.learning_rate"], rel=1e-5)
 
