@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from crypto_forecast.errors import PipelineError
+from crypto_forecast.errors import PipelineError, request_interrupt
 
 log = logging.getLogger("stages")
 
@@ -59,9 +59,11 @@ def _restore_hint() -> str:
     return ""
 
 
-def _terminated(signum: int, frame: object) -> None:
-    # `kill`, a CI timeout or `dvc queue kill` send SIGTERM: end as on Ctrl-C (temp files
-    # removed, the MLflow run ended KILLED) rather than dying in the middle of a write.
+def _interrupted(signum: int, frame: object) -> None:
+    # Ctrl-C, and SIGTERM from `kill`, a CI timeout or `dvc queue kill`: end as on Ctrl-C
+    # (temp files removed, the MLflow run ended KILLED) rather than dying in the middle of
+    # a write. The latch makes the training loop stop even if this first raise is lost.
+    request_interrupt()
     raise KeyboardInterrupt
 
 
@@ -170,10 +172,10 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     setup_logging(name)
     stage_log = logging.getLogger(f"stages.{name}")
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, _terminated)
     # stages/__init__.py answered Ctrl-C quietly while the stage's imports ran; from here
     # Ctrl-C is a KeyboardInterrupt that the stage cleans up after (below).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         main()
         stage_log.info("done in %.1f s", time.perf_counter() - started)

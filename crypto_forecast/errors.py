@@ -43,3 +43,23 @@ class ArtifactError(PipelineError):
 
 class StorageError(PipelineError):
     """An output cannot be written: disk full, quota or file-size limit, read-only disk."""
+
+
+# Ctrl-C (or SIGTERM) raises KeyboardInterrupt in the main thread at the next bytecode. If
+# that bytecode belongs to a finalizer or a callback run from C (a weakref callback, a
+# `__del__`, a hash in a dict lookup), CPython prints the exception as "ignored" and goes
+# on: the stage would finish as if never interrupted. The handler also sets this latch,
+# and long loops (every training epoch and batch) check it, so the interrupt is never lost.
+_interrupt_requested = False
+
+
+def request_interrupt() -> None:
+    """Remember that the user asked to stop (called from the signal handler)."""
+    global _interrupt_requested
+    _interrupt_requested = True
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C or SIGTERM arrived, even if its first one was lost."""
+    if _interrupt_requested:
+        raise KeyboardInterrupt

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from crypto_forecast.errors import TrackingError
+from crypto_forecast.errors import TrackingError, raise_if_interrupted
 from crypto_forecast.params import Params
 from crypto_forecast.tracking.store import mlflow_errors, open_experiment, tracking_uri
 
@@ -162,6 +162,7 @@ def epoch_logger(epochs: int, progress: logging.Logger) -> Any:
         best = float("inf")
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            raise_if_interrupted()
             self._t0 = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -176,6 +177,7 @@ def epoch_logger(epochs: int, progress: logging.Logger) -> Any:
             progress.info("epoch %d/%d  loss %.6f  val_loss %.6f  %.1f s%s", epoch + 1, epochs,
                           metrics.get("loss", float("nan")), val, seconds,
                           "  best so far" if improved else "")
+            raise_if_interrupted()
 
     return EpochLog()
 

@@ -96,6 +96,42 @@ def test_a_failing_stage_still_says_error_once(tmp_path: Path) -> None:
     assert len(errors) == 1 and "data/raw/X.csv is missing" in errors[0], result.stderr
 
 
+LOST_INTERRUPT_STAGE = r'''
+import os, signal
+from crypto_forecast.cli import run_stage
+from crypto_forecast.errors import raise_if_interrupted
+
+class Finalized:
+    def __del__(self):
+        # Ctrl-C lands while a finalizer runs: CPython prints the KeyboardInterrupt as
+        # "ignored" and carries on, as it can inside Keras, JAX or SQLAlchemy internals.
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):
+            pass
+
+def main():
+    Finalized()
+    print("the finalizer swallowed the interrupt", flush=True)
+    for _epoch in range(3):
+        raise_if_interrupted()  # what the training loop does every epoch
+    print("finished as if never interrupted", flush=True)
+
+run_stage("demo", main)
+'''
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_stage(tmp_path: Path) -> None:
+    env = {**project_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", LOST_INTERRUPT_STAGE], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    # The first KeyboardInterrupt really was lost (else this test proves nothing) ...
+    assert "the finalizer swallowed the interrupt" in result.stdout, result.stderr
+    # ... and the latch still ended the stage as an interrupt, before it finished.
+    assert "finished as if never interrupted" not in result.stdout
+    assert result.returncode == 130, result.stderr
+    assert "demo       ERROR interrupted; no output was replaced" in result.stderr
+
+
 def test_formatter_names_the_level_from_warning_up() -> None:
     fmt = StageFormatter("train")
 
