@@ -74,8 +74,13 @@ class PreprocessParams(_Section):
     val_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     # price: the next day's scaled close (the lecture); log_return: the next day's scaled
-    # log return, rebuilt into prices. Same network, same parameter count.
-    target: Literal["price", "log_return"] = "price"
+    # log return, rebuilt into prices. Same network, same parameter count. log_return is the
+    # default because it wins in walk-forward (README "Walk-forward"): a price-level network
+    # cannot forecast beyond the price range it was trained on.
+    target: Literal["price", "log_return"] = "log_return"
+    # Walk-forward cut-offs over the last test_fraction of the history: a model per fold,
+    # trained on the days before its cut-off, scored up to the next (crypto_forecast.data.folds).
+    folds: int = Field(4, ge=1, le=50)
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> PreprocessParams:
@@ -99,6 +104,8 @@ class TrainParams(_Section):
     # The Keras backend that trains it (crypto_forecast.model.backend): the saved model, the
     # forecasts' code path and the registry are the same either way.
     backend: Literal["jax", "tensorflow"] = "jax"
+    # Processes fitting the fold and live networks side by side; 0: one per core.
+    workers: int = Field(0, ge=0, le=64)
 
     @field_validator("units")
     @classmethod
@@ -149,11 +156,14 @@ class MlflowParams(_Section):
 
 
 class PromoteParams(_Section):
-    """The gate that decides what is served: the LSTM's forecaster only when its skill (RMSE
-    over persistence's on the test backtest) is below both limits, else the naive one."""
+    """The gate that decides what is served: the LSTM's forecaster only when its walk-forward
+    skill (RMSE over the best baseline's, persistence or drift, on the same origins) is
+    below both limits and it improves on the current champion; else the naive one."""
 
     max_skill_h1: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
     max_skill_mean: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
+    # The least drop in mean skill vs the champion's LSTM (scored on the same origins).
+    min_gain_vs_champion: float = Field(0.0, ge=-10, le=10, allow_inf_nan=False)
     # true: evaluate moves the registry's `champion` to what the gate chose; false: only
     # `candidate` moves and a person promotes (`make promote`).
     auto: bool = True

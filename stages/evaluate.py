@@ -1,8 +1,11 @@
-"""Stage `evaluate`: a rolling-origin backtest of the LSTM and the baselines over the
-validation and test splits, 1..`horizon` days ahead, in price units; conformal interval
-widths calibrated on validation, their coverage measured on test.
+"""Stage `evaluate`: walk-forward. Every fold's model (trained on the days before its
+cut-off) forecasts 1..`horizon` days ahead from every origin up to the next cut-off,
+beside the baselines on the same origins, in price units; conformal bands calibrated on
+each fold's validation slice, their coverage, interval score and pinball loss measured on
+its scored days. The gate then decides what is served (the live model's forecaster or the
+naive one), and both forecasters are logged and registered.
 
-Reads models/, data/processed/; writes reports/metrics.json (DVC metrics: the headline
+Reads models/, data/processed/series.csv; writes reports/metrics.json (DVC metrics: the headline
 only), reports/evaluation.json (the typed detail forecast and the report read) and the
 plot CSVs under reports/plots/ (DVC plots). Everything is logged to the training's MLflow
 run first, from memory; the files are written last, so a failure anywhere leaves no new
@@ -15,14 +18,18 @@ import io
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from crypto_forecast.cli import run_stage
+from crypto_forecast.data.folds import plan_folds
 from crypto_forecast.data.series import MinMaxScaler
+from crypto_forecast.errors import ArtifactError
 from crypto_forecast.evaluation.gate import GateThresholds
 from crypto_forecast.evaluation.scoring import Evaluation, evaluate, mlflow_metrics
+from crypto_forecast.evaluation.walk_forward import FoldModel
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
 from crypto_forecast.io.atomic import artifact_errors
@@ -59,16 +66,34 @@ def outputs(result: Evaluation) -> dict[Path, str]:
     }
 
 
+def fold_models(info: TrainInfo, series: pd.DataFrame, params: Params) -> list[FoldModel]:
+    """The folds (in time order) and the live model, each with its network and scaler,
+    checked against the series they were trained on."""
+    cfg = params.preprocess
+    plan = plan_folds(len(series), window=cfg.window, val_fraction=cfg.val_fraction,
+                      test_fraction=cfg.test_fraction, folds=cfg.folds, target=cfg.target)
+    trained = [*info.folds, info.live]
+    dates = pd.DatetimeIndex(series.index)
+    if [t.name for t in trained] != [f.name for f in plan] or info.target != cfg.target or any(
+            t.val_last != str(dates[f.cutoff - 1].date()) for t, f in zip(trained, plan, strict=True)):
+        raise ArtifactError(
+            f"{paths.TRAIN_INFO} was trained for other folds, data or target than "
+            f"{paths.SERIES} and params.yaml — rerun `dvc repro train`")
+    return [FoldModel(fold=f, network=load_network(Path(t.path)),
+                      scaler=MinMaxScaler(t.scaler_min, t.scaler_max))
+            for t, f in zip(trained, plan, strict=True)]
+
+
 def main() -> None:
     params: Params = load_params()
-    info = TrainInfo.read(paths.TRAIN_INFO, "train").model_dump(mode="json")
-    scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
+    info = TrainInfo.read(paths.TRAIN_INFO, "train")
     series = read_series()
-
     meta = read_json(paths.RAW_META, "download")
-    net = load_network(paths.MODEL)
+    models = fold_models(info, series, params)
+    net = models[-1].network
 
     import mlflow
+    from mlflow.entities import Metric
 
     from crypto_forecast.serving.build import pipeline_forecasters, recent_closes
     from crypto_forecast.serving.bundle import save_bundle
@@ -77,30 +102,48 @@ def main() -> None:
     from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.evaluate
-    result = evaluate(model=net, series=series, scaler=scaler, target=params.preprocess.target,
-                      window=params.preprocess.window, horizon=cfg.horizon,
-                      ma_window=cfg.ma_window, levels=cfg.interval_levels,
+    ticker = str(meta.get("ticker", ""))
+    forecaster_name = registry.forecaster_model_name(ticker)
+    dates = pd.DatetimeIndex(series.index)
+    first_scored = str(dates[models[0].fold.cutoff].date())
+    origins = (f"{str(meta.get('sha256', ''))[:16]}:{first_scored}..{dates[-1].date()}"
+               f":h{cfg.horizon}")
+    with mlflow_errors("cannot read the registry's champion", "check MLFLOW_TRACKING_URI"):
+        champion = registry.champion_to_beat(forecaster_name, run_id=info.run_id,
+                                             origins=origins)
+    result = evaluate(models=models, close=series["close"].to_numpy(), dates=dates,
+                      target=params.preprocess.target, window=params.preprocess.window,
+                      horizon=cfg.horizon, ma_window=cfg.ma_window, levels=cfg.interval_levels,
                       volatility_days=cfg.volatility_days
                       if cfg.interval_scaling == "volatility" else 0,
-                      param_count=int(info["param_count"]),
+                      param_count=info.param_count, champion=champion,
                       gate=GateThresholds(max_skill_h1=params.promote.max_skill_h1,
-                                          max_skill_mean=params.promote.max_skill_mean))
+                                          max_skill_mean=params.promote.max_skill_mean,
+                                          min_gain_vs_champion=params.promote.min_gain_vs_champion))
     files = outputs(result)
     serving = result.report.serving
-    ticker = str(meta.get("ticker", ""))
     forecasters = pipeline_forecasters(
-        network=net, scaler=scaler, report=result.report, series=series, ticker=ticker,
+        network=net, live=info.live, report=result.report, ticker=ticker,
         window=params.preprocess.window, target=params.preprocess.target,
         data_sha256=str(meta.get("sha256", "")))
-    with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"]), stage="evaluate"):
+    with runs.stage_run(params.mlflow.experiment, run_id=info.run_id, stage="evaluate"):
         runs.tag_stage_params(params, "evaluate")
         with mlflow_errors("cannot log evaluate's results to MLflow",
                            "check the store is writable and rerun; no output was written"), \
                 artifact_errors("evaluate"):
             # Only the headline as metrics (timings too: metrics.json must be identical
             # across reruns); the per-horizon scores as a table artifact.
+            gate_numbers = {registry.GATE_SKILL_METRIC: serving.skill_mean,
+                            "gate_skill_h1": serving.skill_h1}
             mlflow.log_metrics({**mlflow_metrics(result.report.headline),
+                                **{k: v for k, v in gate_numbers.items() if v is not None},
                                 "backtest_seconds": result.backtest_seconds})
+            mlflow.set_tag(registry.WALK_FORWARD_TAG, origins)
+            client = mlflow.MlflowClient()
+            for trained, scored in zip(info.folds, result.report.folds, strict=True):
+                client.log_batch(trained.run_id, metrics=[
+                    Metric(f"skill_h{h}", v, int(time.time() * 1000), 0)
+                    for h, v in enumerate(scored.skill, start=1) if v is not None])
             mlflow.log_table(result.scores, artifact_file="evaluation/scores_by_horizon.json")
             for path, text in files.items():
                 mlflow.log_text(text, f"reports/{path.relative_to(paths.REPORTS_DIR)}")
@@ -113,8 +156,8 @@ def main() -> None:
                     uris[kind] = log_forecaster(Path(tmp) / kind, fc.spec, recent_closes(series),
                                                 name="forecaster" if kind == "lstm" else
                                                 "naive_forecaster")
-            registry.register_forecasters(uris, name=registry.forecaster_model_name(ticker),
-                                          run_id=str(info["run_id"]), served=serving.served,
+            registry.register_forecasters(uris, name=forecaster_name,
+                                          run_id=info.run_id, served=serving.served,
                                           auto=params.promote.auto)
         # Last, once everything else has worked: all outputs in one atomic step (a full
         # disk replaces none of them and ends the run FAILED).
@@ -122,12 +165,17 @@ def main() -> None:
 
     report = result.report
     head, period = report.headline, report.test_period
-    log.info("test %s..%s, %d origins, target %s", period.first, period.last,
-             report.backtest.origins, params.preprocess.target)
-    log.info("skill (LSTM RMSE / persistence's): h1 %s, h%d %s; MASE h1 %s", _num(head.skill_h1),
-             cfg.horizon, _num(head.skill_hmax), _num(head.mase_h1))
+    log.info("walk-forward %s..%s: %d folds, %d origins, target %s", period.first, period.last,
+             report.backtest.folds, report.backtest.origins, params.preprocess.target)
+    for fold in report.folds:
+        log.info("  %-7s from %s: skill h1 %s, h%d %s; %s%% band coverage %.0f%%", fold.name,
+                 fold.cutoff, _num(fold.skill[0]), cfg.horizon, _num(fold.skill[-1]),
+                 report.bands[0].name, fold.coverage[report.bands[0].name] * 100)
+    log.info("pooled skill (LSTM RMSE / persistence's): h1 %s, h%d %s; MASE h1 %s",
+             _num(head.skill_h1), cfg.horizon, _num(head.skill_hmax), _num(head.mase_h1))
     for b in report.bands:
-        log.info("%s%% band: test coverage %.1f%%", b.name, b.coverage * 100)
+        log.info("%s%% band: coverage %.1f%% (naive's %.1f%%), interval skill %s", b.name,
+                 b.coverage * 100, b.naive_coverage * 100, _num(head.interval_skill[b.name]))
     # How that compares with one forward pass: bench/speed.py (README "Performance").
     log.info("backtest %d×%d forecasts in %.2f s", report.backtest.origins
              + report.backtest.calibration_origins, cfg.horizon, result.backtest_seconds)

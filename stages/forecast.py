@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 
 from crypto_forecast.cli import run_stage
-from crypto_forecast.data.series import MinMaxScaler
 from crypto_forecast.errors import ArtifactError
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
@@ -33,10 +32,10 @@ PARAM_SECTIONS = ("preprocess", "forecast", "mlflow")
 
 def main() -> None:
     params = load_params()
-    info = TrainInfo.read(paths.TRAIN_INFO, "train").model_dump(mode="json")
+    train_info = TrainInfo.read(paths.TRAIN_INFO, "train")
+    info = train_info.model_dump(mode="json")
     meta = read_json(paths.RAW_META, "download")
     evaluation = EvaluationReport.read(paths.EVALUATION, "evaluate")
-    scaler = MinMaxScaler.from_json(read_json(paths.SCALER, "preprocess"))
     series = read_series()
 
     net = load_network(paths.MODEL)
@@ -56,7 +55,7 @@ def main() -> None:
             "not exceed evaluate.horizon)")
     # The same forecasters evaluate registered: what is served is what this report shows.
     forecasters = pipeline_forecasters(
-        network=net, scaler=scaler, report=evaluation, series=series, ticker=ticker,
+        network=net, live=train_info.live, report=evaluation, ticker=ticker,
         window=params.preprocess.window, target=params.preprocess.target,
         data_sha256=str(meta.get("sha256", "")))
     closes = recent_closes(series)

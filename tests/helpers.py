@@ -21,7 +21,7 @@ VENV_BIN = Path(sys.executable).parent
 TINY_PARAMS: dict[str, Any] = {
     "download": {"ticker": "ETH-USD", "start": "2022-01-01", "end": "2022-12-31",
                  "source": "synthetic", "csv_path": None},
-    "preprocess": {"window": 10, "val_fraction": 0.15, "test_fraction": 0.2},
+    "preprocess": {"window": 10, "val_fraction": 0.15, "test_fraction": 0.2, "folds": 2},
     "train": {"units": [50, 50], "epochs": 1, "batch_size": 32, "learning_rate": 0.001,
               "patience": 1, "seed": 7},
     "evaluate": {"horizon": 3},

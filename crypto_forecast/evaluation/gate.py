@@ -1,7 +1,8 @@
-"""The gate that decides what is served: the LSTM's forecaster only when it beats the naive
-forecast (persistence) by the margins in `params.yaml: promote`, else the naive forecaster
-with its own calibrated bands. A pure function of the scores and the thresholds, so the
-decision is reproducible from metrics.json and params."""
+"""The gate that decides what is served: the LSTM's forecaster only when, in walk-forward,
+it beats the best baseline (persistence or drift) by the margins in `params.yaml: promote`
+and improves on the current champion's LSTM scored on the same origins; else the naive
+forecaster with its own calibrated bands. A pure function of the scores and the
+thresholds, so the decision is reproducible from reports/evaluation.json and params."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ Served = Literal["lstm", "naive"]
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """Skill is the LSTM's RMSE over persistence's on the same origins (below 1 beats it)."""
+    """Skill is the LSTM's RMSE over the best baseline's on the same origins (below 1 beats it)."""
 
     max_skill_h1: float = 1.0
     max_skill_mean: float = 1.0
@@ -21,6 +22,14 @@ class GateThresholds:
 
 
 DEFAULT_GATE = GateThresholds()
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The registry's current champion LSTM, scored on the same walk-forward origins."""
+
+    label: str  # how reasons name it: "version 3 (run 0a1b2c3d)"
+    skill_mean: float | None
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,12 @@ class GateDecision:
 
 
 def decide(*, skill_h1: float | None, skill_mean: float | None, thresholds: GateThresholds,
-           champion_skill_mean: float | None = None) -> GateDecision:
+           champion: Champion | None = None) -> GateDecision:
     """Serve the LSTM only if every check passes; each check adds its reason either way.
 
-    `skill_mean` is the skill averaged over 1..horizon days; `champion_skill_mean`, when a
-    champion LSTM exists and was scored on the same origins, must be beaten by
-    `min_gain_vs_champion`. An undefined skill (no error to compare with) never passes.
+    `skill_mean` is the skill averaged over 1..horizon days. A `champion` LSTM (scored on
+    the same origins) must be beaten by `min_gain_vs_champion` in mean skill. An undefined
+    skill (no error to compare with) never passes.
     """
     reasons: list[str] = []
     passed = True
@@ -53,12 +62,19 @@ def decide(*, skill_h1: float | None, skill_mean: float | None, thresholds: Gate
         else:
             reasons.append(f"{name} {value:.3f} is not below {limit:g}")
             passed = False
-    if champion_skill_mean is not None and skill_mean is not None:
-        gain = champion_skill_mean - skill_mean
+    if champion is None:
+        reasons.append("no champion LSTM to compare with")
+    elif champion.skill_mean is None or skill_mean is None:
+        reasons.append(f"the champion ({champion.label}) has no mean skill on these origins; "
+                       "not compared")
+    else:
+        gain = champion.skill_mean - skill_mean
         if gain >= thresholds.min_gain_vs_champion:
-            reasons.append(f"improves on the champion's mean skill by {gain:.3f}")
+            reasons.append(f"mean skill {skill_mean:.3f} vs the champion's {champion.skill_mean:.3f} "
+                           f"({champion.label}): gain {gain:+.3f} ≥ {thresholds.min_gain_vs_champion:g}")
         else:
-            reasons.append(f"improves on the champion's mean skill by only {gain:.3f} "
-                           f"(needs {thresholds.min_gain_vs_champion:g})")
+            reasons.append(f"mean skill {skill_mean:.3f} vs the champion's {champion.skill_mean:.3f} "
+                           f"({champion.label}): gain {gain:+.3f} is below "
+                           f"{thresholds.min_gain_vs_champion:g}")
             passed = False
     return GateDecision("lstm" if passed else "naive", tuple(reasons))

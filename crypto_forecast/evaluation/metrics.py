@@ -101,3 +101,27 @@ def score(actual: ArrayLike, predicted: ArrayLike, reference: ArrayLike, scale: 
     a, p, r = a[keep], p[keep], r[keep]
     return {"rmse": rmse(a, p), "mae": mae(a, p), "mape": mape(a, p), "smape": smape(a, p),
             "mase": mase(a, p, scale), "direction": directional_accuracy(a, p, r)}
+
+
+def pinball_loss(actual: ArrayLike, quantile_forecast: ArrayLike, tau: float) -> float:
+    """Mean pinball (quantile) loss of a forecast of the `tau` quantile: under-forecasts
+    cost `tau` per unit, over-forecasts `1 - tau`. Lower is better; 0 only if exact."""
+    a, q = _pair(actual, quantile_forecast)
+    if not 0 < tau < 1:
+        raise ValueError(f"tau must be in (0, 1), got {tau}")
+    diff = a - q
+    return float(np.mean(np.maximum(tau * diff, (tau - 1) * diff)))
+
+
+def interval_score(actual: ArrayLike, lower: ArrayLike, upper: ArrayLike, level: float) -> float:
+    """Mean interval (Winkler) score of central `level` bands (Gneiting & Raftery 2007): the
+    band's width, plus 2 / (1 - level) times how far an outcome falls outside it. Rewards
+    narrow bands that still hold the outcomes; lower is better, in price units."""
+    a, lo = _pair(actual, lower)
+    _, hi = _pair(actual, upper)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    alpha = 1.0 - level
+    below = np.maximum(lo - a, 0.0)
+    above = np.maximum(a - hi, 0.0)
+    return float(np.mean((hi - lo) + (2.0 / alpha) * (below + above)))

@@ -94,9 +94,10 @@ class HorizonScores(_Part):
 
 
 class BandAtHorizon(_Part):
-    """A band at one horizon: its calibrated quantile of the (scaled) log-ratio scores, its
-    test coverage and mean half-width in percent of the forecast. A null quantile is an
-    unbounded band (a validation forecast at or below zero scores infinity)."""
+    """A band at one horizon: the live model's calibrated quantile of the (scaled) log-ratio
+    scores (what is served), and the walk-forward coverage and mean half-width in percent of
+    the forecast (each fold calibrated the same way on its own validation slice). A null
+    quantile is an unbounded band (a validation forecast at or below zero scores infinity)."""
 
     horizon: int
     score_quantile: Score
@@ -105,17 +106,38 @@ class BandAtHorizon(_Part):
 
 
 class BandCalibration(_Part):
-    """One conformal band level, calibrated on validation and measured on test."""
+    """One conformal band level: served widths from the live model's validation slice; its
+    walk-forward coverage, interval (Winkler) score and pinball loss at the band's two
+    quantiles, beside the naive forecaster's bands calibrated the same way."""
 
     nominal: Finite
     volatility_days: int  # 0: fixed widths; else scaled by that many days' volatility
     coverage: Finite
     horizons: list[BandAtHorizon]
+    interval_score: Score  # price units, lower is better
+    pinball: Score  # mean over the lower and upper quantile, price units
+    naive_coverage: Finite
+    naive_interval_score: Score
+    naive_pinball: Score
 
     @property
     def name(self) -> str:
         """'80' for 0.8: how files and reports name the band."""
         return str(round(self.nominal * 100))
+
+
+class FoldScores(_Part):
+    """One walk-forward fold: its cut-off, the days its 1-day forecasts target, skill per
+    horizon (LSTM RMSE over persistence's), band coverage and interval skill (the LSTM
+    bands' interval score over the naive bands')."""
+
+    name: str
+    cutoff: str
+    last: str
+    origins: int
+    skill: list[Score]  # index h - 1
+    coverage: dict[str, Finite]
+    interval_skill: dict[str, Score]
 
 
 class ScoredPeriod(_Part):
@@ -127,11 +149,12 @@ class ScoredPeriod(_Part):
 
 
 class BacktestSetup(_Part):
-    """What the test backtest was: its size and the baselines' settings."""
+    """What the walk-forward backtest was: its size and the baselines' settings."""
 
     horizon: int
-    origins: int
-    calibration_origins: int
+    folds: int
+    origins: int  # scored, all folds together
+    calibration_origins: int  # the live model's validation origins (the served bands)
     mase_scale: Finite
     drift_per_day: Finite
     ma_window: int
@@ -149,6 +172,7 @@ class Headline(_Part):
     mae_h1: Score
     mase_h1: Score
     coverage: dict[str, Finite]  # per band name ('80'): share of test outcomes inside
+    interval_skill: dict[str, Score]  # per band name: LSTM bands' interval score / naive's
     param_count: int
     test_first: str
     test_last: str
@@ -160,6 +184,9 @@ class Headline(_Part):
             out[f"skill_h{self.horizon}"] = self.skill_hmax
         out |= {"rmse_h1": self.rmse_h1, "mae_h1": self.mae_h1, "mase_h1": self.mase_h1}
         out |= {f"coverage_{name}": value for name, value in self.coverage.items()}
+        first = next(iter(self.interval_skill), None)  # one band's: dvc exp show stays narrow
+        if first is not None:
+            out[f"interval_skill_{first}"] = self.interval_skill[first]
         out["param_count"] = self.param_count
         return out
 
@@ -169,21 +196,32 @@ class Headline(_Part):
 
 
 class ServingDecision(_Part):
-    """What the gate chose to serve (crypto_forecast.evaluation.gate) and why, with the
-    thresholds it used, and the naive forecaster's own band calibration (per band name, the
-    conformal quantile of persistence's validation scores at each horizon)."""
+    """What the gate chose to serve (crypto_forecast.evaluation.gate) and why, with every
+    number and threshold it used, and the naive forecaster's own band calibration (per band
+    name, the conformal quantile of persistence's scores on the live model's validation
+    slice at each horizon). Skill here is against the best baseline (persistence or drift,
+    whichever has the lower walk-forward RMSE at that horizon)."""
 
     served: Literal["lstm", "naive"]
     reasons: list[str]
     skill_h1: Score
     skill_mean: Score  # the LSTM's skill averaged over 1..horizon
+    best_baseline_h1: str
     max_skill_h1: Finite
     max_skill_mean: Finite
+    min_gain_vs_champion: Finite
+    champion: str | None  # "version 3 (run …)": the champion compared with, if any
+    champion_skill_mean: Score
     naive_quantiles: dict[str, list[Score]]
 
 
 class EvaluationReport(Contract):
-    """reports/evaluation.json: what evaluate found and forecast and the report read."""
+    """reports/evaluation.json: what evaluate found and forecast and the report read. Scores
+    are walk-forward: every fold's model on its own scored days, pooled (`horizons`,
+    `pooled`) and per fold (`folds`)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+    schema_version: int = 2
 
     target: str
     headline: Headline
@@ -191,6 +229,7 @@ class EvaluationReport(Contract):
     backtest: BacktestSetup
     horizons: list[HorizonScores]
     pooled: HorizonScores
+    folds: list[FoldScores]
     bands: list[BandCalibration]
     serving: ServingDecision
 
@@ -201,8 +240,33 @@ class EvaluationReport(Contract):
 
 # --- stage `train` -> evaluate, forecast (bad-input defences) -------------------------------
 
+class TrainedModel(_Part):
+    """One network the train stage fitted: a walk-forward fold's or the live one, the days
+    it learned from, its scaler (fitted on its training days) and how its training went.
+    Dates are the target days of its windows."""
+
+    name: str = Field(pattern=r"^(fold_[0-9]+|live)$")
+    path: str  # the .keras file, relative to the project
+    run_id: str = Field(pattern=r"^[0-9a-f]{32}$")  # a fold's child run; the live model's run
+    train_first: str
+    train_last: str
+    val_first: str  # the slice that stopped its training early and calibrates its bands
+    val_last: str
+    cutoff: str | None  # a fold's first scored day; None for the live model
+    scaler_min: float = Field(allow_inf_nan=False)
+    scaler_max: float = Field(allow_inf_nan=False)
+    epochs_run: int = Field(ge=1)
+    best_epoch: int = Field(ge=1)
+    best_val_loss: float = Field(ge=0, allow_inf_nan=False)
+    train_seconds: float = Field(ge=0, allow_inf_nan=False)
+
+
 class TrainInfo(Contract):
-    """models/train_info.json: which MLflow run and registered version the model is."""
+    """models/train_info.json: the MLflow run and registered version of the live model (the
+    one forecast serves), and every walk-forward fold's model."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+    schema_version: int = 2
 
     run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     experiment_id: str
@@ -210,8 +274,11 @@ class TrainInfo(Contract):
     epochs_run: int = Field(ge=1)
     best_epoch: int = Field(ge=1)
     best_val_loss: float = Field(ge=0, allow_inf_nan=False)
-    train_seconds: float = Field(ge=0, allow_inf_nan=False)
+    train_seconds: float = Field(ge=0, allow_inf_nan=False)  # the stage's fitting, wall clock
     units: tuple[int, ...] = Field(min_length=1)
     window: int = Field(ge=2)
+    target: Literal["price", "log_return"]
     registered_model: str
     model_version: int = Field(ge=1)
+    live: TrainedModel
+    folds: list[TrainedModel] = Field(min_length=1)

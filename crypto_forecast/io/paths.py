@@ -23,6 +23,12 @@ WINDOWS = PROCESSED_DIR / "windows.npz"
 MODELS_DIR = Path("models")
 MODEL = MODELS_DIR / "model.keras"
 TRAIN_INFO = MODELS_DIR / "train_info.json"
+FOLDS_DIR = MODELS_DIR / "folds"  # the walk-forward folds' networks: fold_1.keras, ...
+
+
+def fold_model(name: str) -> Path:
+    """Where a walk-forward fold's network lives (the live one is MODEL)."""
+    return FOLDS_DIR / f"{name}.keras"
 
 REPORTS_DIR = Path("reports")
 METRICS = REPORTS_DIR / "metrics.json"  # DVC metrics: the headline only

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crypto_forecast.data.series import MinMaxScaler, Target
-from crypto_forecast.io.contracts import EvaluationReport
+from crypto_forecast.data.series import Target
+from crypto_forecast.io.contracts import EvaluationReport, TrainedModel
 from crypto_forecast.model.numpy_net import Network
 from crypto_forecast.serving.bundle import BandCalibration, ForecasterSpec
 from crypto_forecast.serving.price_forecaster import PriceForecaster
@@ -22,18 +22,18 @@ def _scores(report: EvaluationReport) -> dict[str, float | None]:
             **{f"coverage_{k}": v for k, v in report.headline.coverage.items()}}
 
 
-def pipeline_forecasters(*, network: Network, scaler: MinMaxScaler, report: EvaluationReport,
-                         series: pd.DataFrame, ticker: str, window: int, target: Target,
+def pipeline_forecasters(*, network: Network, live: TrainedModel, report: EvaluationReport,
+                         ticker: str, window: int, target: Target,
                          data_sha256: str) -> dict[str, PriceForecaster]:
-    """{'lstm': ..., 'naive': ...}, each for `report`'s horizon with its calibrated bands."""
+    """{'lstm': ..., 'naive': ...}, each for `report`'s horizon with its calibrated bands;
+    the LSTM's is the live model (its scaler, the days it saw)."""
     days = report.bands[0].volatility_days if report.bands else 0
     horizon = report.backtest.horizon
-    trained = series.index[series["split"] == "train"]
     common = {"ticker": ticker, "horizon": horizon, "volatility_days": days,
               "data_sha256": data_sha256, "scores": _scores(report)}
     lstm = ForecasterSpec(
-        kind="lstm", window=window, target=target, scaler_min=scaler.data_min,
-        scaler_max=scaler.data_max, data_first=str(trained[0].date()), data_last=str(trained[-1].date()),
+        kind="lstm", window=window, target=target, scaler_min=live.scaler_min,
+        scaler_max=live.scaler_max, data_first=live.train_first, data_last=live.val_last,
         bands=tuple(BandCalibration(level=b.nominal, score_quantiles=tuple(
             h.score_quantile for h in b.horizons)) for b in report.bands), **common)
     naive = ForecasterSpec(

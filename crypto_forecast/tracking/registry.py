@@ -8,9 +8,13 @@ import io
 import logging
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from crypto_forecast.errors import TrackingError
 from crypto_forecast.tracking.store import connect, mlflow_errors, tracking_uri
+
+if TYPE_CHECKING:
+    from crypto_forecast.evaluation.gate import Champion
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +149,35 @@ def register_forecasters(uris: dict[str, str], *, name: str, run_id: str, served
         log.info("%s@%s -> version %d, the %s forecaster (the gate's choice)", name, CHAMPION_ALIAS,
                  versions[served], "LSTM's" if served == "lstm" else "naive")
     return versions
+
+
+# The run tag and metric the gate compares champions by (set by evaluate).
+WALK_FORWARD_TAG = "walk_forward_origins"
+GATE_SKILL_METRIC = "gate_skill_mean"
+
+
+def champion_to_beat(name: str, *, run_id: str, origins: str) -> Champion | None:
+    """The current champion's LSTM, for the gate: None when there is no champion, it is the
+    naive forecaster, or it is this run's own; its mean skill only if it was scored on the
+    same walk-forward origins (`origins`: the data digest and scored dates)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from crypto_forecast.evaluation.gate import Champion
+
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+    tags = dict(mv.tags or {})
+    if tags.get("kind") != "lstm" or tags.get("run_id") == run_id:
+        return None
+    label = f"version {mv.version} (run {str(tags.get('run_id', '?'))[:8]})"
+    try:
+        run = client.get_run(str(tags.get("run_id")))
+    except MlflowException:
+        return Champion(label, None)
+    if run.data.tags.get(WALK_FORWARD_TAG) != origins:
+        return Champion(label, None)
+    return Champion(label, run.data.metrics.get(GATE_SKILL_METRIC))

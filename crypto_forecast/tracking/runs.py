@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,46 @@ def stage_run(experiment: str, *, run_id: str | None = None, run_name: str | Non
         end("failed", "FAILED")
         raise
     end("finished", "FINISHED")
+
+
+@contextlib.contextmanager
+def child_runs(parent_id: str, names: list[str], *, run_name: str, tags: dict[str, str]
+               ) -> Iterator[dict[str, str]]:
+    """One MLflow child run per name under `parent_id` (the UI nests them under it); yields
+    name -> run id and ends them as the block ends: FINISHED, FAILED or KILLED."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    ids = {name: client.create_run(experiment_id, run_name=f"{run_name} {name}",
+                                   tags={**tags, "mlflow.parentRunId": parent_id,
+                                         "fold": name}).info.run_id
+           for name in names}
+    status = "FINISHED"
+    try:
+        yield ids
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        for run_id in ids.values():
+            try:  # the stage's own failure is what the user must see, not a second one here
+                client.set_terminated(run_id, status)
+            except Exception as exc:
+                log.warning("could not end MLflow child run %s (%s)", run_id, exc)
+
+
+def log_epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+    """One epoch's metrics on a run that is not the active one (a fold's child run)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    mlflow.MlflowClient().log_batch(run_id, metrics=[
+        Metric(key, value, now, epoch) for key, value in metrics.items()])
 
 
 def mark_model_development(experiment_id: str) -> None:

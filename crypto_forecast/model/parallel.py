@@ -1,0 +1,162 @@
+"""Fitting several networks at once, one worker process per core.
+
+A compiled training step runs on one core, so the walk-forward folds and the live model
+train side by side in a pool of fresh (`spawn`) processes: each imports Keras on its own,
+seeds it, fits with `fit_network` (the one recipe) and saves its model where it is told.
+Every epoch is reported back to the parent as an event, so the parent alone logs progress
+and MLflow metrics. The parent keeps no half-written model: workers save into a folder
+the caller later moves into place.
+
+Determinism holds per model: the same params, seed and arrays give bit-identical weights
+whichever worker fits them and whatever ran before (tests/model/test_parallel.py).
+
+Ctrl-C goes to the parent (workers ignore SIGINT); the parent stops the pool, terminating
+the workers, and the interrupt carries on as a KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from crypto_forecast.errors import raise_if_interrupted
+from crypto_forecast.params import Params
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """One network to fit: its name, the params (the recipe, the seed), its arrays and the
+    `.keras` path the worker saves it to."""
+
+    name: str
+    params: Params
+    arrays: dict[str, np.ndarray]
+    out: str
+
+
+@dataclass(frozen=True)
+class FitResult:
+    name: str
+    history: dict[str, list[float]]
+    param_count: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """What a worker reports after each epoch."""
+
+    name: str
+    epoch: int  # 1-based
+    loss: float
+    val_loss: float
+    seconds: float
+
+
+_events: Any = None  # the worker's queue to the parent
+
+
+def _init_worker(events: Any) -> None:
+    import warnings
+
+    global _events
+    _events = events
+    # Ctrl-C in a terminal reaches the whole process group: the parent handles it and ends
+    # the workers, which must not each print a KeyboardInterrupt traceback meanwhile.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not os.environ.get("PYTHONWARNINGS"):
+        warnings.simplefilter("ignore")  # as the stage itself does (crypto_forecast.cli)
+
+
+def _fit(job: FitJob) -> FitResult:
+    from crypto_forecast.model.backend import use_backend
+
+    use_backend(job.params.train.backend)
+    import keras
+
+    from crypto_forecast.model.training import fit_network, require_finite
+
+    class Report(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs or {}
+            _events.put(EpochEvent(job.name, epoch + 1, float(logs.get("loss", np.nan)),
+                                   float(logs.get("val_loss", np.nan)),
+                                   time.perf_counter() - self._t0))
+
+    t0 = time.perf_counter()
+    model, history = fit_network(job.params, job.arrays, [Report()])
+    seconds = time.perf_counter() - t0
+    require_finite(model, history)
+    model.save(job.out)
+    return FitResult(job.name, history, int(model.count_params()), seconds)
+
+
+def default_workers(jobs: int) -> int:
+    """One worker per core this process may use, never more than there are networks."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, jobs))
+
+
+def fit_all(jobs: Sequence[FitJob], *, workers: int,
+            on_epoch: Callable[[EpochEvent], None] = lambda event: None,
+            on_done: Callable[[FitResult], None] = lambda result: None) -> dict[str, FitResult]:
+    """Fit every job in `workers` processes (in the order given: put the one people wait for
+    first); `on_epoch` and `on_done` run in this process as the events arrive. A worker's
+    error (a diverged fit: `PipelineError`) is raised here once the pool is stopped."""
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_init_worker, initargs=(events,))
+    results: dict[str, FitResult] = {}
+    try:
+        pending: set[Future[FitResult]] = {pool.submit(_fit, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(events, on_epoch)
+            for future in done:
+                result = future.result()  # a worker's exception surfaces here
+                results[result.name] = result
+                on_done(result)
+            raise_if_interrupted()
+        _drain(events, on_epoch)
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+    return {job.name: results[job.name] for job in jobs}
+
+
+def _drain(events: Any, on_epoch: Callable[[EpochEvent], None]) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
+        on_epoch(event)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the workers now: queued fits are cancelled, running ones terminated."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
