@@ -34,7 +34,7 @@ from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
 from crypto_forecast.io.atomic import artifact_errors
 from crypto_forecast.io.contracts import TrainInfo
-from crypto_forecast.model.numpy_net import load_network
+from crypto_forecast.model.numpy_net import Network, load_network
 from crypto_forecast.params import Params, load_params
 
 log = logging.getLogger("stages.evaluate")
@@ -90,7 +90,8 @@ def main() -> None:
     series = read_series()
     meta = read_json(paths.RAW_META, "download")
     models = fold_models(info, series, params)
-    net = models[-1].network
+    net = models[-1].network  # the live model's
+    assert isinstance(net, Network)
 
     import mlflow
     from mlflow.entities import Metric
