@@ -73,7 +73,7 @@ def main() -> None:
         param_count=int(info["param_count"]), units=str(info.get("units", "?")),
         window=params.preprocess.window, target=params.preprocess.target,
         git_commit=commit + (" (uncommitted changes)" if dirty else ""),
-        history_days=cfg.history_days)
+        history_days=cfg.history_days, live=train_info.live)
     csv = io.StringIO()
     fc.to_csv(csv, date_format="%Y-%m-%d", float_format="%.4f")
     png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, widths,

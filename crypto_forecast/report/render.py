@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from crypto_forecast.io.contracts import EvaluationReport, HorizonScores
+from crypto_forecast.io.contracts import EvaluationReport, HorizonScores, TrainedModel
 
 # Within this many points of the nominal level a band counts as calibrated (the issue's
 # 75-85 % for an 80 % band), and never more than half the nominal miss rate (92.5-97.5 %
@@ -42,14 +42,17 @@ class ReportContext:
     target: str
     git_commit: str
     history_days: int
+    live: TrainedModel  # the served network: the days it learned from and stopped early on
 
 
 def verdict(evaluation: EvaluationReport) -> str:
-    """The plain-words judgement of the forecast, computed from the test backtest."""
+    """The plain-words judgement of the forecast, computed from the walk-forward backtest."""
     period, steps = evaluation.test_period, evaluation.horizons
     horizon = len(steps)
     s1 = steps[0].skill_rmse
-    head = f"On the test period ({period.first} .. {period.last}) the LSTM's 1-day error (RMSE) "
+    head = (f"Walk-forward over {period.first} .. {period.last} ({evaluation.backtest.folds} "
+            "cut-offs, each model retrained on the days before its own), the LSTM's 1-day error "
+            "(RMSE) ")
     if s1 is None:
         head += ("cannot be compared with persistence's, which is zero (the prices never "
                  "move): read the forecast as today's price ± the band.")
@@ -86,7 +89,7 @@ def verdict(evaluation: EvaluationReport) -> str:
             note = "wider than needed"
         else:
             note = "calibrated"
-        parts.append(f"the {b.name}% band held {b.coverage * 100:.0f}% of test outcomes ({note})")
+        parts.append(f"the {b.name}% band held {b.coverage * 100:.0f}% of outcomes ({note})")
     if parts:
         head += " Bands: " + "; ".join(parts) + "."
     return head
@@ -99,9 +102,11 @@ def what_is_served(evaluation: EvaluationReport) -> str:
     what = ("the LSTM's forecast" if s.served == "lstm" else
             "the naive forecast: persistence (tomorrow = today's close) with its own calibrated "
             "bands, because the LSTM did not beat it")
-    return (f"Served: {what}. The gate serves the LSTM only when its skill (RMSE over "
-            f"persistence's) is below {s.max_skill_h1:g} at 1 day and below {s.max_skill_mean:g} "
-            f"averaged over 1..{evaluation.backtest.horizon} days: " + "; ".join(s.reasons) + ".")
+    return (f"Served: {what}. The gate serves the LSTM only when its walk-forward skill (RMSE "
+            f"over the best baseline's, persistence or drift) is below {s.max_skill_h1:g} at 1 "
+            f"day and below {s.max_skill_mean:g} averaged over 1..{evaluation.backtest.horizon} "
+            f"days, and it improves on the champion LSTM by at least "
+            f"{s.min_gain_vs_champion:g}: " + "; ".join(s.reasons) + ".")
 
 
 def forecast_headers(fc: pd.DataFrame, names: list[str]) -> list[str]:
@@ -143,6 +148,52 @@ def backtest_rows(evaluation: EvaluationReport) -> tuple[list[str], list[list[st
     return headers, rows
 
 
+def fold_rows(evaluation: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """Per walk-forward fold and pooled: skill at 1 day, the middle and the last horizon,
+    band coverage and interval skill."""
+    horizon = evaluation.backtest.horizon
+    shown = sorted({1, (horizon + 1) // 2, horizon})
+    bands = evaluation.bands
+    headers = ["fold", "cut-off", "scored to", "origins", *(f"skill h{h}" for h in shown),
+               *(f"{b.name}% coverage" for b in bands),
+               *(f"{b.name}% interval skill" for b in bands)]
+    rows = [[f.name, f.cutoff, f.last, str(f.origins),
+             *(_fmt(f.skill[h - 1], ".3f") for h in shown),
+             *(f"{f.coverage[b.name] * 100:.1f}" for b in bands),
+             *(_fmt(f.interval_skill[b.name], ".3f") for b in bands)]
+            for f in evaluation.folds]
+    rows.append(["pooled", evaluation.test_period.first, evaluation.test_period.last,
+                 str(evaluation.backtest.origins),
+                 *(_fmt(evaluation.at(h).skill_rmse, ".3f") for h in shown),
+                 *(f"{b.coverage * 100:.1f}" for b in bands),
+                 *(_fmt(evaluation.headline.interval_skill.get(b.name), ".3f") for b in bands)])
+    return headers, rows
+
+
+def band_rows(evaluation: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """Each band level, the LSTM's and the naive forecaster's: coverage, interval score and
+    pinball loss (walk-forward, price units)."""
+    headers = ["band", "forecaster", "coverage %", "interval score", "pinball loss"]
+    rows = []
+    for b in evaluation.bands:
+        rows.append([f"{b.name}%", "LSTM", f"{b.coverage * 100:.1f}",
+                     _fmt(b.interval_score, ",.2f"), _fmt(b.pinball, ",.2f")])
+        rows.append([f"{b.name}%", "naive", f"{b.naive_coverage * 100:.1f}",
+                     _fmt(b.naive_interval_score, ",.2f"), _fmt(b.naive_pinball, ",.2f")])
+    return headers, rows
+
+
+WALK_FORWARD_NOTE = (
+    "Skill is the LSTM's RMSE over persistence's on the same origins (below 1 beats it); "
+    "interval skill is the LSTM bands' interval (Winkler) score over the naive bands' (below 1 "
+    "is better); coverage is the share of outcomes inside the band.")
+
+BACKTEST_NOTE = (
+    "Errors in price units, every fold pooled; skill below 1 means the LSTM beats persistence; "
+    "MASE is scaled by fold 1's training period's mean one-day move; coverage is the share of "
+    "outcomes inside the band.")
+
+
 def _facts(ctx: ReportContext, evaluation: EvaluationReport) -> list[str]:
     target = "next-day log return, rebuilt into prices" if ctx.target == "log_return" else \
         "next-day price"
@@ -154,12 +205,19 @@ def _facts(ctx: ReportContext, evaluation: EvaluationReport) -> list[str]:
         f"({ctx.days} days), sha256 {ctx.sha256[:12]}",
         f"Model: LSTM {ctx.units}, window {ctx.window} days, models the {target}; "
         f"{ctx.param_count:,} parameters",
+        f"Live model (the one forecasting): trained on {ctx.live.train_first} .. "
+        f"{ctx.live.train_last}, stopped early on {ctx.live.val_first} .. {ctx.live.val_last} "
+        f"(the latest days; epoch {ctx.live.best_epoch} kept); its scaler saw its training days "
+        "only",
         f"MLflow run {ctx.run_id}; git commit {ctx.git_commit}",
-        f"Backtest: {bt.origins} forecast origins in the test period, each forecast made "
-        f"recursively from the prices known that day; baselines: persistence, drift "
-        f"({bt.drift_per_day:+.2f}/day, the training mean), moving average of {bt.ma_window} days",
-        f"Bands: split-conformal per horizon{scaling}, calibrated on "
-        f"{bt.calibration_origins} validation origins, coverage measured on test",
+        f"Walk-forward: {bt.folds} cut-offs; at each, a model trained with the same recipe on "
+        f"the days before it only forecasts recursively from every origin up to the next "
+        f"({bt.origins} origins in all); baselines on the same origins: persistence, drift "
+        f"({bt.drift_per_day:+.2f}/day, the live model's data), moving average of "
+        f"{bt.ma_window} days",
+        f"Bands: split-conformal per horizon{scaling}; served widths calibrated on the live "
+        f"model's {bt.calibration_origins} validation origins; coverage measured walk-forward, "
+        "each fold calibrated the same way on its own",
     ]
 
 
@@ -190,10 +248,11 @@ def render_markdown(ctx: ReportContext, evaluation: EvaluationReport, fc: pd.Dat
     lines += _md_table(forecast_headers(fc, names), headline_rows(fc, names))
     lines += ["", f"![last {ctx.history_days} days, the forecast and its bands]({chart_name})", ""]
     period = evaluation.test_period
-    lines += [f"## LSTM vs baselines, test period {period.first} .. {period.last}", "",
-              "Errors in price units; skill below 1 means the LSTM beats persistence; MASE is "
-              "scaled by the training period's mean one-day move; coverage is the share of test "
-              "outcomes inside the band.", ""]
+    lines += [f"## Walk-forward, {period.first} .. {period.last}: skill per fold", "",
+              WALK_FORWARD_NOTE, ""]
+    lines += [*_md_table(*fold_rows(evaluation)), ""]
+    lines += [*_md_table(*band_rows(evaluation)), ""]
+    lines += ["## LSTM vs baselines by days ahead", "", BACKTEST_NOTE, ""]
     headers, rows = backtest_rows(evaluation)
     lines += [*_md_table(headers, rows), ""]
     return "\n".join(lines)
@@ -236,9 +295,12 @@ img {{ max-width: 100%; }}
 <ul>{"".join(f"<li>{esc(f)}</li>" for f in _facts(ctx, evaluation))}</ul>
 {table(forecast_headers(fc, names), headline_rows(fc, names))}
 <img alt="last {ctx.history_days} days, the forecast and its bands" src="data:image/png;base64,{chart}">
-<h2>LSTM vs baselines, test period {esc(period.first)} .. {esc(period.last)}</h2>
-<p>Errors in price units; skill below 1 means the LSTM beats persistence; MASE is scaled by the
-training period's mean one-day move; coverage is the share of test outcomes inside the band.</p>
+<h2>Walk-forward, {esc(period.first)} .. {esc(period.last)}: skill per fold</h2>
+<p>{esc(WALK_FORWARD_NOTE)}</p>
+{table(*fold_rows(evaluation))}
+{table(*band_rows(evaluation))}
+<h2>LSTM vs baselines by days ahead</h2>
+<p>{esc(BACKTEST_NOTE)}</p>
 {table(headers, rows)}
 </body></html>
 """
