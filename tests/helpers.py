@@ -30,6 +30,12 @@ TINY_PARAMS: dict[str, Any] = {
     "promote": {"max_skill_h1": 1.0, "max_skill_mean": 1.0, "auto": True},
 }
 
+def top_runs_sql(columns: str, order: str = "start_time, rowid") -> str:
+    """SQL for `columns` of the store's top-level runs (not the walk-forward folds' child
+    runs), in `order`."""
+    return (f"select {columns} from runs where run_uuid not in "  # noqa: S608 (constants)
+            f"(select run_uuid from tags where key = 'mlflow.parentRunId') order by {order}")
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "tests", "GIT_AUTHOR_EMAIL": "tests@example.com",
            "GIT_COMMITTER_NAME": "tests", "GIT_COMMITTER_EMAIL": "tests@example.com"}
 

@@ -33,7 +33,7 @@ from tests.errors.conftest import (
     stage,
     with_outputs,
 )
-from tests.helpers import new_project, project_env, write_params
+from tests.helpers import new_project, project_env, top_runs_sql, write_params
 
 BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
@@ -50,7 +50,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 
 def _runs(db: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as con:
-        return con.execute("select run_uuid, status from runs order by start_time, rowid").fetchall()
+        return con.execute(top_runs_sql("run_uuid, status")).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +280,7 @@ def test_diverged_training_is_not_registered(fresh: Path, tmp_path: Path) -> Non
     assert snapshot(project) == before
     with sqlite3.connect(tmp_path / "store" / "mlflow.db") as db:
         assert db.execute("select count(*) from model_versions").fetchone() == (0,)
-        assert db.execute("select status from runs").fetchall() == [("FAILED",)]
+        assert db.execute(top_runs_sql("status")).fetchall() == [("FAILED",)]
 
 
 # --- 4. hostile params.yaml -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from crypto_forecast.errors import ArtifactError, ConfigError
 from crypto_forecast.io.artifacts import read_windows
 from crypto_forecast.params import Params, load_params
 from tests.errors.conftest import SECRETS
-from tests.helpers import TINY_PARAMS
+from tests.helpers import TINY_PARAMS, top_runs_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN = Path(__file__).resolve()
@@ -116,7 +116,7 @@ def test_store_has_declared_params_only_and_no_secrets(built: tuple[Path, Path])
 
     project, store = built
     with sqlite3.connect(store / "mlflow.db") as db:
-        (run_id,) = db.execute("select run_uuid from runs").fetchone()
+        (run_id,) = db.execute(top_runs_sql("run_uuid")).fetchone()
         logged = dict(db.execute("select key, value from params where run_uuid=?", (run_id,)))
     declared = {k: v for k, v in Params.model_validate(TINY_PARAMS).flat().items()
                 if k.split(".")[0] in PARAM_SECTIONS}

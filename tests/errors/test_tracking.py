@@ -30,12 +30,12 @@ from tests.errors.conftest import (
     start_and_signal,
     with_outputs,
 )
-from tests.helpers import project_env
+from tests.helpers import project_env, top_runs_sql
 
 
 def runs(store: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(store / "mlflow.db") as db:
-        return db.execute("select run_uuid, status from runs order by start_time, rowid").fetchall()
+        return db.execute(top_runs_sql("run_uuid, status")).fetchall()
 
 
 @pytest.fixture(scope="module")

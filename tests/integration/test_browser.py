@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from crypto_forecast.tracking.ui import runs_url
-from tests.helpers import project_env, run
+from tests.helpers import project_env, run, top_runs_sql
 from tests.integration.mlflow_server import mlflow_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
@@ -118,7 +118,7 @@ def check_runs_page(page: Page, url: str, db_path: Path, names: dict[str, str], 
     """Open the experiment as `make ui` does, check each run's name (by its DVC experiment,
     "" for a plain `dvc repro`) and its Dataset cell; return the screenshot's path."""
     with sqlite3.connect(db_path) as db:
-        runs = db.execute("select run_uuid, experiment_id from runs order by start_time").fetchall()
+        runs = db.execute(top_runs_sql("run_uuid, experiment_id", "start_time")).fetchall()
         exp_name = dict(db.execute("select run_uuid, value from tags where key = 'dvc_exp_name'"))
         datasets = {r: n for r, n in db.execute(
             "select i.destination_id, d.name from inputs i join datasets d "
@@ -145,7 +145,7 @@ def check_compare_page(page: Page, url: str, db_path: Path, out: Path) -> Path:
     """Open the compare page for the store's first two runs, check what it shows, and
     return the screenshot's path."""
     with sqlite3.connect(db_path) as db:
-        runs = db.execute("select run_uuid, experiment_id from runs order by start_time").fetchall()
+        runs = db.execute(top_runs_sql("run_uuid, experiment_id", "start_time")).fetchall()
         metric = {(r, k): v for r, k, v in db.execute(
             "select run_uuid, key, value from latest_metrics "
             "where key in ('param_count', 'rmse_h1')")}

@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from crypto_forecast.io.contracts import EvaluationReport
-from tests.helpers import TINY_PARAMS, new_project, project_env, run
+from tests.helpers import TINY_PARAMS, new_project, project_env, run, top_runs_sql
 
 pytestmark = pytest.mark.slow
 
 
 def _runs(store: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(store / "mlflow.db") as db:
-        return db.execute("select run_uuid, status from runs order by start_time").fetchall()
+        return db.execute(top_runs_sql("run_uuid, status", "start_time")).fetchall()
 
 
 def _metric(store: Path, run_id: str, key: str) -> float:
@@ -51,8 +51,8 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     # metrics.json: the headline only, flat, short keys (what `dvc exp show` compares).
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert list(metrics) == ["skill_h1", "skill_h3", "rmse_h1", "mae_h1", "mase_h1",
-                             "coverage_80", "coverage_95", "param_count", "test_first",
-                             "test_last"]
+                             "coverage_80", "coverage_95", "interval_skill_80", "param_count",
+                             "test_first", "test_last"]
     assert metrics["param_count"] == 30651
     assert all(metrics[k] > 0 for k in ("skill_h1", "skill_h3", "rmse_h1", "mae_h1", "mase_h1"))
     evaluation = EvaluationReport.read(project / "reports/evaluation.json", "evaluate")
@@ -91,7 +91,8 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     assert (bands["lower_95"] <= bands["lower_80"]).all()
     assert (bands["lower_80"] <= bands["forecast"]).all() and (bands["forecast"] <= bands["upper_80"]).all()
     assert (bands["upper_80"] <= bands["upper_95"]).all()
-    assert "**Verdict.** On the test period" in report and "LSTM vs baselines" in report
+    assert "**Verdict.** Walk-forward over" in report and "LSTM vs baselines" in report
+    assert "| fold_1 |" in report and "| fold_2 |" in report and "| pooled |" in report
     page = (project / "reports/forecast.html").read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64,iVBOR" in page
     assert "SYNTHETIC DATA" in page and "Verdict." in page
@@ -100,6 +101,17 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     runs = _runs(store)
     assert runs == [(info["run_id"], "FINISHED")]
     run_id = info["run_id"]
+    # Walk-forward: a network per fold, each a child run of the training run with its scores;
+    # the live model saw the last day (its validation slice ends there).
+    assert [f["name"] for f in info["folds"]] == ["fold_1", "fold_2"]
+    assert info["live"]["val_last"] == meta["last_date"]
+    assert [f.name for f in evaluation.folds] == ["fold_1", "fold_2"]
+    assert evaluation.folds[0].cutoff == metrics["test_first"]
+    for fold, scored in zip(info["folds"], evaluation.folds, strict=True):
+        assert (project / fold["path"]).is_file() and fold["cutoff"] == scored.cutoff
+        assert _tags(store, fold["run_id"])["mlflow.parentRunId"] == run_id
+        assert _metric(store, fold["run_id"], "skill_h1") == pytest.approx(scored.skill[0])
+        assert _metric(store, fold["run_id"], "best_epoch") >= 1
     assert _metric(store, run_id, "param_count") == 30651
     # evaluate logs the headline only as MLflow metrics; the per-horizon table is an artifact.
     for key in ("skill_h1", "skill_h3", "rmse_h1", "mase_h1", "coverage_80"):
@@ -108,7 +120,7 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
         keys = {k for (k,) in db.execute("select key from latest_metrics where run_uuid=?",
                                          (run_id,))}
     per_horizon = {k for k in keys if k.startswith(("backtest_", "interval_", "test_"))}
-    assert per_horizon <= {"backtest_seconds"}, keys
+    assert per_horizon <= {"backtest_seconds", "interval_skill_80"}, keys
     assert {k for k in metrics if k not in ("test_first", "test_last")} <= keys
     scores = next((store / "mlartifacts").rglob("scores_by_horizon.json"))
     assert "lstm" in json.loads(scores.read_text())["columns"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import project_env, run
+from tests.helpers import project_env, run, top_runs_sql
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
@@ -66,7 +66,7 @@ def test_two_queued_experiments_land_in_the_repo_store(project: Path) -> None:
     assert status.count("Success") == 2, status
 
     with sqlite3.connect(store) as db:
-        runs = db.execute("select run_uuid, status from runs").fetchall()
+        runs = db.execute(top_runs_sql("run_uuid, status")).fetchall()
         tags = {rid: dict(db.execute("select key, value from tags where run_uuid=?", (rid,)))
                 for rid, _ in runs}
         counts = dict(db.execute("select run_uuid, value from latest_metrics where key='param_count'"))
