@@ -38,7 +38,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
 
     import mlflow
 
-    from crypto_forecast.data.series import MinMaxScaler
+    from crypto_forecast.data.series import MinMaxScaler, model_series, to_prices
     from crypto_forecast.evaluation.backtest import feedback_forecast
     from tests.helpers import load_keras_model as load_model
 
@@ -53,14 +53,20 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     champion = mlflow.keras.load_model("models:/eth-usd-lstm@champion")
 
     series = pd.read_csv(project / "data/processed/series.csv", index_col="date")
-    scaler = MinMaxScaler.from_json(json.loads((project / "data/processed/scaler.json").read_text()))
-    last = series["scaled"].to_numpy()[-info["window"]:]
+    # The live model's own scaler (fitted on its training days) and the params' target.
+    scaler = MinMaxScaler(info["live"]["scaler_min"], info["live"]["scaler_max"])
+    close = series["close"].to_numpy()
+    last = scaler.transform(model_series(close, info["target"]))[-info["window"]:]
     horizon = len(pd.read_csv(project / "reports/forecast.csv"))
     local = load_model(project / "models/model.keras")
     for got_w, want_w in zip(champion.get_weights(), local.get_weights(), strict=True):
         np.testing.assert_array_equal(got_w, want_w)  # the very same weights
-    from_registry = scaler.inverse(feedback_forecast(champion, last, horizon)[0])
-    from_file = scaler.inverse(feedback_forecast(local, last, horizon)[0])
+
+    def prices(scaled: np.ndarray) -> np.ndarray:
+        return to_prices(scaler.inverse(scaled)[np.newaxis, :], close[-1:], info["target"])[0]
+
+    from_registry = prices(feedback_forecast(champion, last, horizon)[0])
+    from_file = prices(feedback_forecast(local, last, horizon)[0])
     # Keras may run the two through differently compiled kernels (XLA or not): the forecasts
     # then differ by float32 rounding only, far below a cent.
     np.testing.assert_allclose(from_registry, from_file, rtol=1e-5, atol=0)
@@ -75,7 +81,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
 
     served = mlflow.pyfunc.load_model("models:/eth-usd-lstm@champion")
     assert served.metadata.flavors["keras"]["keras_backend"] == "jax"  # params.yaml's default
-    x = np.load(project / "data/processed/windows.npz")["x_test"][:16].astype(np.float32)
+    x = np.stack([last, last * 0.5])[..., np.newaxis].astype(np.float32)
     np.testing.assert_allclose(np.asarray(served.predict(x)).reshape(-1),
                                load_network(project / "models/model.keras").predict(x),
                                rtol=1e-5, atol=1e-6)
