@@ -4,9 +4,11 @@ train, stop early or score; and that a fold's arrays read nothing from its cut-o
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto_forecast.data.folds import LIVE, fold_arrays, plan_folds
@@ -50,7 +52,7 @@ def test_the_plan_tiles_the_walk_forward_part_and_ends_with_the_live_model(
     assert live.name == LIVE and live.is_live and not any(f.is_live for f in walk)
 
     cutoffs = [f.cutoff for f in plan]
-    assert all(a < b for a, b in zip(cutoffs, cutoffs[1:]))  # strictly increasing
+    assert all(a < b for a, b in itertools.pairwise(cutoffs))  # strictly increasing
     # The scored blocks tile the last test_fraction exactly: no gap, no overlap, none empty,
     # as even as whole days allow.
     assert walk[0].cutoff == n - n_test
