@@ -138,3 +138,28 @@ def random_network(units: tuple[int, ...] = (8, 8), seed: int = 0) -> Any:
         width = u
     return Network(tuple(lstms), rng.normal(0, 0.2, (width, 1)).astype(np.float32),
                    np.array([0.01], np.float32))
+
+
+def fold_models(close: Any, *, window: int = 10, val_fraction: float = 0.2,
+                test_fraction: float = 0.2, folds: int = 2, target: str = "price",
+                network: Any = None) -> list[Any]:
+    """The walk-forward folds then the live model of `close`, each with its own scaler (from
+    `fold_arrays`) and `network(scaler)` as its network (default: the last input value,
+    which for target price is persistence itself)."""
+    from crypto_forecast.data.folds import fold_arrays, plan_folds
+    from crypto_forecast.evaluation.walk_forward import FoldModel
+
+    values = np.asarray(close, dtype=np.float64)
+    plan = plan_folds(values.size, window=window, val_fraction=val_fraction,
+                      test_fraction=test_fraction, folds=folds, target=target)  # type: ignore[arg-type]
+    out = []
+    for fold in plan:
+        scaler, _ = fold_arrays(values, fold, window=window, target=target)  # type: ignore[arg-type]
+        net = network(scaler) if network is not None else last_input
+        out.append(FoldModel(fold=fold, network=net, scaler=scaler))
+    return out
+
+
+def last_input(x: Any) -> np.ndarray:
+    """A 'network' that predicts its newest input: persistence, in model units."""
+    return np.asarray(x)[:, -1, 0]

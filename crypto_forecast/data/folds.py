@@ -1,7 +1,7 @@
 """Walk-forward folds: where each model's data ends, and what it is scored on.
 
 The later part of the history (`preprocess.test_fraction` of it) is cut into
-`evaluate.folds` blocks. At each block's first day (its cut-off) a model is trained with the
+`preprocess.folds` blocks. At each block's first day (its cut-off) a model is trained with the
 pipeline's own recipe on the days before the cut-off only: the last `val_days` of them stop
 its training early and calibrate its bands, the rest fit its weights and its scaler. It is
 then scored 1..horizon days ahead from every origin up to the next cut-off. Fold 1's data is
@@ -78,8 +78,8 @@ def plan_folds(n: int, *, window: int, val_fraction: float, test_fraction: float
     if problem:
         raise DataError(
             f"{n} days are too few for window={window}, val_fraction={val_fraction}, "
-            f"test_fraction={test_fraction} and evaluate.folds={folds}: {problem} — widen the "
-            "date range, shrink preprocess.window or use fewer evaluate.folds")
+            f"test_fraction={test_fraction} and preprocess.folds={folds}: {problem} — widen the "
+            "date range, shrink preprocess.window or use fewer preprocess.folds")
     cuts = [first_cut + (k * n_test) // folds for k in range(folds)] + [n]
     plan = [Fold(name=f"fold_{k + 1}", train_end=cuts[k] - n_val, cutoff=cuts[k],
                  score_stop=cuts[k + 1]) for k in range(folds)]

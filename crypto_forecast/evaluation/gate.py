@@ -64,7 +64,10 @@ def decide(*, skill_h1: float | None, skill_mean: float | None, thresholds: Gate
             passed = False
     if champion is None:
         reasons.append("no champion LSTM to compare with")
-    elif champion.skill_mean is None or skill_mean is None:
+    elif skill_mean is None:
+        reasons.append(f"this model's mean skill is undefined; the champion ({champion.label}) "
+                       "was not compared")
+    elif champion.skill_mean is None:
         reasons.append(f"the champion ({champion.label}) has no mean skill on these origins; "
                        "not compared")
     else:

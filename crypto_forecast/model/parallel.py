@@ -8,7 +8,7 @@ and MLflow metrics. The parent keeps no half-written model: workers save into a 
 the caller later moves into place.
 
 Determinism holds per model: the same params, seed and arrays give bit-identical weights
-whichever worker fits them and whatever ran before (tests/model/test_parallel.py).
+whichever worker fits them and whatever ran before (tests/model/test_walk_forward.py).
 
 Ctrl-C goes to the parent (workers ignore SIGINT); the parent stops the pool, terminating
 the workers, and the interrupt carries on as a KeyboardInterrupt.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -120,7 +119,9 @@ def fit_all(jobs: Sequence[FitJob], *, workers: int,
     first); `on_epoch` and `on_done` run in this process as the events arrive. A worker's
     error (a diverged fit: `PipelineError`) is raised here once the pool is stopped."""
     context = multiprocessing.get_context("spawn")
-    events = context.Queue()
+    # SimpleQueue: a put is written to the pipe before the worker returns its result, so no
+    # epoch event can arrive after the fit that sent it is reported done.
+    events = context.SimpleQueue()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=_init_worker, initargs=(events,))
     results: dict[str, FitResult] = {}
@@ -143,12 +144,8 @@ def fit_all(jobs: Sequence[FitJob], *, workers: int,
 
 
 def _drain(events: Any, on_epoch: Callable[[EpochEvent], None]) -> None:
-    while True:
-        try:
-            event = events.get_nowait()
-        except queue.Empty:
-            return
-        on_epoch(event)
+    while not events.empty():
+        on_epoch(events.get())
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -16,7 +16,7 @@ from crypto_forecast.errors import ArtifactError, ConfigError
 from crypto_forecast.io.artifacts import read_windows
 from crypto_forecast.params import Params, load_params
 from tests.errors.conftest import SECRETS
-from tests.helpers import TINY_PARAMS, top_runs_sql
+from tests.helpers import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN = Path(__file__).resolve()
@@ -116,8 +116,19 @@ def test_store_has_declared_params_only_and_no_secrets(built: tuple[Path, Path])
 
     project, store = built
     with sqlite3.connect(store / "mlflow.db") as db:
-        (run_id,) = db.execute(top_runs_sql("run_uuid")).fetchone()
+        children = dict(db.execute(
+            "select run_uuid, value from tags where key='mlflow.parentRunId'").fetchall())
+        (run_id,) = [r for (r,) in db.execute("select run_uuid from runs") if r not in children]
         logged = dict(db.execute("select key, value from params where run_uuid=?", (run_id,)))
+        child_params = {child: dict(db.execute(
+            "select key, value from params where run_uuid=?", (child,))) for child in children}
+    # One child run per walk-forward fold, under the training run, with only its dates.
+    assert set(children.values()) == {run_id}
+    assert len(children) == TINY_PARAMS["preprocess"]["folds"]
+    for params in child_params.values():
+        assert set(params) == {"cutoff", "train_last", "val_last"}
+        assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) for v in params.values()), params
+        assert params["train_last"] < params["val_last"] < params["cutoff"]
     declared = {k: v for k, v in Params.model_validate(TINY_PARAMS).flat().items()
                 if k.split(".")[0] in PARAM_SECTIONS}
     assert set(logged) == set(declared)

@@ -1,4 +1,5 @@
-"""Error metrics against hand-computed values."""
+"""Error metrics against hand-computed values, scikit-learn, and (the band metrics)
+Hypothesis properties."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto_forecast.evaluation.metrics import mae, mape, rmse, summary
 
@@ -74,3 +77,99 @@ def test_sklearn_agrees_with_the_textbook_formulas() -> None:
     actual, predicted = [3.0, -0.5, 2.0, 7.0], [2.5, 0.0, 2.0, 8.0]
     assert rmse(actual, predicted) == pytest.approx(math.sqrt((0.25 + 0.25 + 0 + 1) / 4))
     assert mae(actual, predicted) == pytest.approx(0.5)
+
+
+# --- band metrics: pinball loss and the interval (Winkler) score ---------------------------
+
+PROPERTY = settings(max_examples=200, deadline=None, database=None)
+values = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
+taus = st.floats(0.01, 0.99)
+levels = st.floats(0.5, 0.98)
+
+
+def test_pinball_loss_hand_computed() -> None:
+    from crypto_forecast.evaluation.metrics import pinball_loss
+
+    actual, quantile = [10.0, 20.0, 30.0], [12.0, 20.0, 25.0]
+    # tau 0.9: over-forecast by 2 costs 0.1·2, exact costs 0, under-forecast by 5 costs 0.9·5
+    assert pinball_loss(actual, quantile, 0.9) == pytest.approx((0.2 + 0 + 4.5) / 3)
+    # tau 0.1: the other way round
+    assert pinball_loss(actual, quantile, 0.1) == pytest.approx((1.8 + 0 + 0.5) / 3)
+    # tau 0.5: half the MAE
+    assert pinball_loss(actual, quantile, 0.5) == pytest.approx(mae(actual, quantile) / 2)
+    for tau in (0.0, 1.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="tau"):
+            pinball_loss(actual, quantile, tau)
+    with pytest.raises(ValueError, match="equal"):
+        pinball_loss(actual, quantile[:2], 0.5)
+
+
+def test_interval_score_hand_computed() -> None:
+    from crypto_forecast.evaluation.metrics import interval_score
+
+    actual = [10.0, 20.0, 30.0]
+    lower, upper = [8.0, 21.0, 22.0], [12.0, 25.0, 28.0]
+    # level 0.8: alpha 0.2, a miss costs 2 / 0.2 = 10 per unit outside the band.
+    # widths 4, 4, 6; the second outcome is 1 below its band, the third 2 above its band.
+    assert interval_score(actual, lower, upper, 0.8) == pytest.approx((4 + (4 + 10) + (6 + 20)) / 3)
+    # level 0.95: a miss costs 40 per unit
+    assert interval_score(actual, lower, upper, 0.95) == pytest.approx((4 + 44 + 86) / 3)
+    assert interval_score([10.0], [10.0], [10.0], 0.8) == 0.0  # a point band that hits
+    for level in (0.0, 1.0, 1.2):
+        with pytest.raises(ValueError, match="level"):
+            interval_score(actual, lower, upper, level)
+    with pytest.raises(ValueError, match="equal"):
+        interval_score(actual, lower[:2], upper, 0.8)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(values, values), min_size=1, max_size=30), taus)
+def test_pinball_loss_is_non_negative_and_zero_only_when_exact(
+        pairs: list[tuple[float, float]], tau: float) -> None:
+    from crypto_forecast.evaluation.metrics import pinball_loss
+
+    actual, quantile = np.array(pairs).T
+    loss = pinball_loss(actual, quantile, tau)
+    assert loss >= 0
+    assert (loss == 0) == bool(np.all(actual == quantile))
+    assert pinball_loss(actual, actual, tau) == 0
+
+
+@st.composite
+def bands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(actual, lower, upper) with lower ≤ upper, outcomes anywhere."""
+    rows = draw(st.lists(st.tuples(values, values, values), min_size=1, max_size=30))
+    a, x, y = np.array(rows).T
+    return a, np.minimum(x, y), np.maximum(x, y)
+
+
+@PROPERTY
+@given(bands(), levels)
+def test_interval_score_is_at_least_the_width(band: tuple[np.ndarray, ...], level: float) -> None:
+    from crypto_forecast.evaluation.metrics import interval_score
+
+    actual, lower, upper = band
+    width = float(np.mean(upper - lower))
+    score = interval_score(actual, lower, upper, level)
+    assert score >= width * (1 - 1e-12)
+    inside = np.clip(actual, lower, upper)  # the same bands, every outcome inside
+    assert interval_score(inside, lower, upper, level) == width
+    # each miss costs 2 / alpha per unit outside the band, on top of the width
+    miss = float(np.mean(np.maximum(lower - actual, 0) + np.maximum(actual - upper, 0)))
+    assert score == pytest.approx(width + 2.0 / (1.0 - level) * miss, rel=1e-9, abs=1e-6)
+
+
+@PROPERTY
+@given(bands(), levels)
+def test_interval_score_is_two_pinball_losses_over_alpha(band: tuple[np.ndarray, ...],
+                                                         level: float) -> None:
+    """Gneiting & Raftery (2007): IS_alpha(l, u; y) = (2 / alpha) · (pinball_{alpha/2}(y, l)
+    + pinball_{1 - alpha/2}(y, u)), the identity that lets evaluate report both."""
+    from crypto_forecast.evaluation.metrics import interval_score, pinball_loss
+
+    actual, lower, upper = band
+    alpha = 1.0 - level
+    via_pinball = (2.0 / alpha) * (pinball_loss(actual, lower, alpha / 2)
+                                   + pinball_loss(actual, upper, 1.0 - alpha / 2))
+    assert interval_score(actual, lower, upper, level) == pytest.approx(via_pinball, rel=1e-9,
+                                                                        abs=1e-6)

@@ -21,9 +21,10 @@ def _with(**sections: dict[str, Any]) -> dict[str, Any]:
 
 def test_defaults() -> None:
     params = Params()
-    assert params.preprocess.target == "price"
+    assert params.preprocess.target == "log_return" and params.preprocess.folds == 4
     assert params.evaluate.interval_levels == (0.8, 0.95) and params.evaluate.ma_window == 7
-    assert parse_params(_with(preprocess={"target": "log_return"})).preprocess.target == "log_return"
+    assert parse_params(_with(preprocess={"target": "price"})).preprocess.target == "price"
+    assert params.promote.min_gain_vs_champion == 0.0 and params.train.workers == 0
 
 
 @pytest.mark.parametrize(
