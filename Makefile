@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes \
+.PHONY: venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
 	bench bench-serving team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
@@ -39,6 +39,10 @@ lint: venv
 # The whole pipeline on the saved ETH and BTC CSVs, price and log_return targets (~1 h on 2 cores).
 bench-accuracy: venv
 	python bench/accuracy.py
+
+# The train stage's walk-forward folds + live model vs the single fit it replaced.
+bench-train: venv
+	python bench/train_speed.py
 
 # Which forecasting recipe to default to: walk-forward, 6 (and 4) folds, ETH and BTC, in-process
 # (~20-30 min on 2 cores); writes bench/results/recipes.{md,json}.   DATA=dir for the CSVs.
