@@ -361,10 +361,17 @@ def test_oversized_network_is_refused_up_front_with_the_estimate(fresh: Path, tm
 
 # --- 6. damaged or read-only files ------------------------------------------------------------
 
-TRAIN_INFO = {"schema_version": 1, "run_id": "0" * 32, "experiment_id": "1", "param_count": 30651,
+_MODEL = {"run_id": "0" * 32, "train_first": "2022-01-12", "train_last": "2022-08-24",
+          "val_first": "2022-08-25", "val_last": "2022-10-18", "scaler_min": -0.1,
+          "scaler_max": 0.1, "epochs_run": 1, "best_epoch": 1, "best_val_loss": 0.01,
+          "train_seconds": 1.0}
+TRAIN_INFO = {"schema_version": 2, "run_id": "0" * 32, "experiment_id": "1", "param_count": 30651,
               "epochs_run": 1, "best_epoch": 1, "best_val_loss": 0.01, "train_seconds": 1.0,
-              "units": [50, 50], "window": 10, "registered_model": "eth-usd-lstm",
-              "model_version": 1}
+              "units": [50, 50], "window": 10, "target": "log_return",
+              "registered_model": "eth-usd-lstm", "model_version": 1,
+              "live": {**_MODEL, "name": "live", "path": "models/model.keras", "cutoff": None},
+              "folds": [{**_MODEL, "name": "fold_1", "path": "models/folds/fold_1.keras",
+                         "cutoff": "2022-10-19"}]}
 
 
 @pytest.mark.parametrize(("damage", "words"), [
