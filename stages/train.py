@@ -115,9 +115,9 @@ def main() -> None:
              params.download.ticker, meta.get("source_used", "unknown source"),
              _day(dates, 0), _day(dates, -1))
     for f in order:
-        scored = "" if f.is_live else (f", scored {_day(dates, f.cutoff)} .. "
+        scored = "" if f.is_live else (f"  scored {_day(dates, f.cutoff)}.."
                                        f"{_day(dates, f.score_stop - 1)}")
-        log.info("%-7s trains on %s .. %s, stops early on .. %s%s", f.name, _day(dates, first),
+        log.info("%-7s trains %s..%s  stops early ..%s%s", f.name, _day(dates, first),
                  _day(dates, f.train_end - 1), _day(dates, f.cutoff - 1), scored)
 
     import mlflow
@@ -153,11 +153,11 @@ def main() -> None:
                             ("cutoff", _day(dates, f.cutoff)),
                             ("train_last", _day(dates, f.train_end - 1)),
                             ("val_last", _day(dates, f.cutoff - 1)))])
-                log.info("fitting %d LSTMs %s (%d walk-forward folds and the live model) in "
-                         "%d process%s: batch %d, learning rate %g, up to %d epochs, patience %d",
-                         len(order), "/".join(map(str, cfg.units)), len(folds) - 1, workers,
-                         "" if workers == 1 else "es", cfg.batch_size, cfg.learning_rate,
-                         cfg.epochs, cfg.patience)
+                log.info("fitting %d LSTMs %s (%d walk-forward folds, the live model) in %d "
+                         "process%s", len(order), "/".join(map(str, cfg.units)), len(folds) - 1,
+                         workers, "" if workers == 1 else "es")
+                log.info("each: batch %d, learning rate %g, up to %d epochs, patience %d",
+                         cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.patience)
                 jobs = [FitJob(f.name, params, prepared[f.name][1],
                                str(staging / f"{f.name}.keras")) for f in order]
                 progress = Progress(params, child_ids, len(jobs))
@@ -181,9 +181,8 @@ def main() -> None:
             mlflow.log_metrics({"param_count": count, "train_seconds": seconds,
                                 "best_val_loss": float(min(val)), "best_epoch": best_epoch,
                                 "epochs_run": len(val)})
-            log.info("fitted %d networks in %.1f s; live model kept epoch %d of %d (val_loss "
-                     "%.6f); %s parameters each", len(jobs), seconds, best_epoch, len(val),
-                     min(val), f"{count:,}")
+            log.info("fitted %d networks of %s parameters in %.1f s; the live one kept epoch %d "
+                     "of %d", len(jobs), f"{count:,}", seconds, best_epoch, len(val))
 
             described = {
                 f.name: describe(f, results[f.name], dates=dates, first=first,
@@ -221,8 +220,9 @@ def main() -> None:
             for stale in paths.FOLDS_DIR.glob("fold_*.keras"):
                 if stale not in files:
                     stale.unlink()
-            log.info("wrote %s, %s/ (%d folds), %s, %s", paths.MODEL, paths.FOLDS_DIR,
-                     len(folds) - 1, paths.TRAIN_INFO, paths.TRAINING_HISTORY)
+            log.info("wrote %s, %s/ (%d folds), %s", paths.MODEL, paths.FOLDS_DIR, len(folds) - 1,
+                     paths.TRAIN_INFO)
+            log.info("wrote %s", paths.TRAINING_HISTORY)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

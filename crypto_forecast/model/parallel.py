@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -62,19 +63,29 @@ class EpochEvent:
 
 
 _events: Any = None  # the worker's queue to the parent
+_parent = 0  # the parent's pid
 
 
 def _init_worker(events: Any) -> None:
     import warnings
 
-    global _events
-    _events = events
+    global _events, _parent
+    _events, _parent = events, os.getppid()
     # Ctrl-C in a terminal reaches the whole process group: the parent handles it and ends
     # the workers, which must not each print a KeyboardInterrupt traceback meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not os.environ.get("PYTHONWARNINGS"):
         warnings.simplefilter("ignore")  # as the stage itself does (crypto_forecast.cli)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """A stage killed outright (SIGKILL, OOM) cannot stop its pool: each worker leaves on its
+    own within a second of its parent's death instead of fitting, or idling, for no one."""
+    while os.getppid() == _parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _fit(job: FitJob) -> FitResult:

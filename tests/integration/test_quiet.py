@@ -54,10 +54,13 @@ def test_train_tells_its_story_without_noise(project: Path, tmp_path: Path) -> N
     said = stderr.splitlines()
     for words in ("download   got 364 daily closes of ETH-USD", "download   wrote data/raw/ETH-USD.csv",
                   "preprocess read 364 daily closes", "preprocess wrote data/processed/windows.npz",
-                  "train      read data/processed/windows.npz: 226 train, 55 val windows",
-                  f"train      MLflow run {branch!r}", "train      epoch 1/1  loss",
-                  "train      trained 1 epoch in", "registered eth-usd-lstm version 1, alias 'candidate'",
-                  "train      wrote models/model.keras", "train      done in"):
+                  "train      read data/processed/series.csv: 364 days of ETH-USD",
+                  "train      fold_1  trains 2022-01-12..2022-08-24  stops early ..2022-10-18  "
+                  "scored 2022-10-19..2022-11-23",
+                  f"train      MLflow run {branch!r}", "train      live epoch 1/1  loss",
+                  "train      3/3 fitted: ", "train      fitted 3 networks of 30,651 parameters",
+                  "registered eth-usd-lstm version 1, alias 'candidate'",
+                  "train      wrote models/model.keras, models/folds/ (2 folds)", "train      done in"):
         assert any(words in line for line in said), f"{words!r} not in\n{stderr}"
 
     import mlflow
@@ -66,7 +69,8 @@ def test_train_tells_its_story_without_noise(project: Path, tmp_path: Path) -> N
     experiment = client.get_experiment_by_name("tests")
     assert experiment is not None
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    (found,) = client.search_runs([experiment.experiment_id])
+    (found,) = [r for r in client.search_runs([experiment.experiment_id])
+                if "mlflow.parentRunId" not in r.data.tags]  # not the folds' child runs
     assert found.info.run_name == branch
     meta = json.loads((project / "data/raw/meta.json").read_text())
     (data,) = found.inputs.dataset_inputs
@@ -78,11 +82,11 @@ def test_train_tells_its_story_without_noise(project: Path, tmp_path: Path) -> N
     assert {t.key: t.value for t in data.tags}["mlflow.data.context"] == "training"
 
     # A failure still says so, once, with no traceback.
-    (project / "data/processed/windows.npz").unlink()
+    (project / "data/processed/series.csv").unlink()
     failed = stage(project, "train", env)
     assert failed.returncode != 0
     errors = [line for line in failed.stderr.splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and "windows.npz" in errors[0], failed.stderr
+    assert len(errors) == 1 and "series.csv" in errors[0], failed.stderr
     assert "Traceback" not in failed.stderr
 
 
