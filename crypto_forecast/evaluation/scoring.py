@@ -393,4 +393,4 @@ def evaluate(*, models: list[FoldModel], close: np.ndarray, dates: pd.DatetimeIn
 
 def mlflow_metrics(head: Headline) -> dict[str, float]:
     """The headline numbers as MLflow metrics: undefined ones (null) left out."""
-    return {k: v for k, v in head.numbers().items() if v is not None and math.isfinite(v)}
+    return {k: v for k, v in head.tracked().items() if v is not None and math.isfinite(v)}

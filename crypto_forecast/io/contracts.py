@@ -184,11 +184,14 @@ class Headline(_Part):
             out[f"skill_h{self.horizon}"] = self.skill_hmax
         out |= {"rmse_h1": self.rmse_h1, "mae_h1": self.mae_h1, "mase_h1": self.mase_h1}
         out |= {f"coverage_{name}": value for name, value in self.coverage.items()}
-        first = next(iter(self.interval_skill), None)  # one band's: dvc exp show stays narrow
-        if first is not None:
-            out[f"interval_skill_{first}"] = self.interval_skill[first]
         out["param_count"] = self.param_count
         return out
+
+    def tracked(self) -> dict[str, float | None]:
+        """What the MLflow run gets: the numbers and each band's interval skill (kept out
+        of metrics.json so `dvc exp show` fits 120 columns; it is in evaluation.json)."""
+        return {**self.numbers(),
+                **{f"interval_skill_{name}": v for name, v in self.interval_skill.items()}}
 
     def metrics_file(self) -> dict[str, float | int | str | None]:
         """metrics.json's content: the numbers, then the test period."""

@@ -51,8 +51,8 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     # metrics.json: the headline only, flat, short keys (what `dvc exp show` compares).
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert list(metrics) == ["skill_h1", "skill_h3", "rmse_h1", "mae_h1", "mase_h1",
-                             "coverage_80", "coverage_95", "interval_skill_80", "param_count",
-                             "test_first", "test_last"]
+                             "coverage_80", "coverage_95", "param_count", "test_first",
+                             "test_last"]
     assert metrics["param_count"] == 30651
     assert all(metrics[k] > 0 for k in ("skill_h1", "skill_h3", "rmse_h1", "mae_h1", "mase_h1"))
     evaluation = EvaluationReport.read(project / "reports/evaluation.json", "evaluate")
@@ -120,7 +120,9 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
         keys = {k for (k,) in db.execute("select key from latest_metrics where run_uuid=?",
                                          (run_id,))}
     per_horizon = {k for k in keys if k.startswith(("backtest_", "interval_", "test_"))}
-    assert per_horizon <= {"backtest_seconds", "interval_skill_80"}, keys
+    assert per_horizon <= {"backtest_seconds", "interval_skill_80", "interval_skill_95"}, keys
+    assert _metric(store, run_id, "interval_skill_80") == pytest.approx(
+        evaluation.headline.interval_skill["80"])
     assert {k for k in metrics if k not in ("test_first", "test_last")} <= keys
     scores = next((store / "mlartifacts").rglob("scores_by_horizon.json"))
     assert "lstm" in json.loads(scores.read_text())["columns"]
