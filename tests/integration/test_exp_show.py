@@ -68,7 +68,7 @@ def test_exp_show_fits_120_columns(project: Path, tmp_path: Path) -> None:
             headline[rev["name"]] = rev["data"]["metrics"]["reports/metrics.json"]["data"]
     assert len(headline["seed8"]) <= 12
     changed = [k for k in headline["seed8"] if len({_cell(m[k]) for m in headline.values()}) > 1]
-    assert {"skill_h1", "rmse_h1", "mase_h1"} <= set(changed)
+    assert {"skill_h1", "rmse_h1", "coverage_80"} <= set(changed)
 
     table = _ok(EXP_SHOW, project, env)
     lines = table.splitlines()
