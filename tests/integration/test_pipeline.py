@@ -169,6 +169,7 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
         assert title in page or title.replace("_", " ") in page, title
 
 
+@pytest.mark.long  # ~1 min; CI runs it (`pytest -m long`)
 def test_tensorflow_backend_trains_what_evaluate_reads(tmp_path: Path) -> None:
     """The pipeline's other backend, as far as it matters: train on TensorFlow (same model
     file, same MLflow flavour), and evaluate reads it through the NumPy path as always."""

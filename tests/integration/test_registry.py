@@ -17,6 +17,7 @@ from tests.helpers import project_env, run
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.long  # ~1 min; CI runs it (`pytest -m long`)
 def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "store"
