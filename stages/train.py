@@ -21,6 +21,7 @@ import pandas as pd
 
 from crypto_forecast.cli import run_stage
 from crypto_forecast.data.folds import Fold, fold_arrays, plan_folds
+from crypto_forecast.data.series import first_valid
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
 from crypto_forecast.io.contracts import TrainedModel, TrainInfo
@@ -110,7 +111,7 @@ def main() -> None:
     prepared = {f.name: fold_arrays(close, f, window=params.preprocess.window, target=target)
                 for f in order}
     workers = cfg.workers or default_workers(len(order))
-    first = params.preprocess.window + (0 if target == "price" else 1)
+    first = params.preprocess.window + first_valid(target)  # the first training target
     log.info("read %s: %d days of %s (%s), %s .. %s", paths.SERIES, len(series),
              params.download.ticker, meta.get("source_used", "unknown source"),
              _day(dates, 0), _day(dates, -1))
