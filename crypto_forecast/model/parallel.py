@@ -10,8 +10,9 @@ the caller later moves into place.
 Determinism holds per model: the same params, seed and arrays give bit-identical weights
 whichever worker fits them and whatever ran before (tests/model/test_walk_forward.py).
 
-Ctrl-C goes to the parent (workers ignore SIGINT); the parent stops the pool, terminating
-the workers, and the interrupt carries on as a KeyboardInterrupt.
+Ctrl-C goes to the parent (workers ignore SIGINT); the parent notes it, stops the pool at
+its next check (terminating the workers) and the interrupt carries on as a
+KeyboardInterrupt, never in the middle of an MLflow write.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from crypto_forecast.errors import raise_if_interrupted
+from crypto_forecast.errors import raise_if_interrupted, request_interrupt
 from crypto_forecast.params import Params
 
 
@@ -130,6 +131,11 @@ def fit_all(jobs: Sequence[FitJob], *, workers: int,
     first); `on_epoch` and `on_done` run in this process as the events arrive. A worker's
     error (a diverged fit: `PipelineError`) is raised here once the pool is stopped."""
     context = multiprocessing.get_context("spawn")
+    # While the pool runs, Ctrl-C and SIGTERM only set the interrupt latch; the loop below
+    # raises KeyboardInterrupt at its next check (within 0.2 s). Raised wherever it landed,
+    # it could cut an MLflow write in `on_epoch` in half and leave SQLite locked, so the
+    # run could not then be ended KILLED.
+    restore = _defer_interrupts()
     # SimpleQueue: a put is written to the pipe before the worker returns its result, so no
     # epoch event can arrive after the fit that sent it is reported done.
     events = context.SimpleQueue()
@@ -147,11 +153,33 @@ def fit_all(jobs: Sequence[FitJob], *, workers: int,
                 on_done(result)
             raise_if_interrupted()
         _drain(events, on_epoch)
+        raise_if_interrupted()
     except BaseException:
         _stop(pool)
         raise
+    finally:
+        restore()
     pool.shutdown(wait=True)
     return {job.name: results[job.name] for job in jobs}
+
+
+def _defer_interrupts() -> Callable[[], None]:
+    """Make SIGINT and SIGTERM set the latch only; returns what puts the handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def latch(signum: int, frame: object) -> None:
+        request_interrupt()
+
+    for sig in saved:
+        signal.signal(sig, latch)
+
+    def restore() -> None:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def _drain(events: Any, on_epoch: Callable[[EpochEvent], None]) -> None:
