@@ -19,7 +19,7 @@ from crypto_forecast.model.backend import BACKENDS, DEFAULT_BACKEND, active_back
 from crypto_forecast.model.numpy_net import load_network, shared_prefix_forecast
 from crypto_forecast.params import parse_params
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # ~80 s of training; CI runs it (`pytest -m long`)
 
 WORKER = Path(__file__).with_name("backend_worker.py")
 SEEDS = (11, 11)  # the same seed twice (a different seed changing them: test_model.py)
