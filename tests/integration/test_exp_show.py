@@ -71,7 +71,7 @@ def test_exp_show_fits_120_columns(project: Path, tmp_path: Path) -> None:
     assert {"skill_h1", "rmse_h1", "coverage_80"} <= set(changed)
 
     table = _ok(EXP_SHOW, project, env)
-    print(table)  # what the README shows (`pytest -s`)
+    print(table)  # noqa: T201 (what the README shows: `pytest -s`)
     lines = table.splitlines()
     assert max(len(line) for line in lines) <= 120, table
     header = next(line for line in lines if "Experiment" in line)
