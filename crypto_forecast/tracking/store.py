@@ -337,8 +337,20 @@ def open_experiment(name: str) -> str:
     with _store_lock(uri), mlflow_errors(
             f"MLflow store {uri} cannot be used",
             "check MLFLOW_TRACKING_URI, or unset it to use the project's mlflow.db"):
+        from mlflow.exceptions import MlflowException
+
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
-        return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
+        try:
+            return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
+        except MlflowException as exc:
+            # Another process on the same server created it between our look and our create
+            # (two sweep workers starting at once): use theirs.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return str(exp.experiment_id)
