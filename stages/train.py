@@ -99,8 +99,8 @@ def describe(fold: Fold, result: FitResult, *, dates: pd.DatetimeIndex, first: i
 def main() -> None:
     params = load_params()
     use_backend(params.train.backend)  # checked here, before any process is started
-    series = read_series()
     meta = read_json(paths.RAW_META, "download")
+    series = read_series()
     cfg, target = params.train, params.preprocess.target
     dates = pd.DatetimeIndex(series.index)
     close = series["close"].to_numpy(dtype=np.float64)

@@ -127,10 +127,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     yield Workspace((project, snapshot(project)))
 
 
+_MODEL: dict[str, Any] = {
+    "run_id": "0" * 32, "train_first": "2022-01-12", "train_last": "2022-08-24",
+    "val_first": "2022-08-25", "val_last": "2022-10-18", "scaler_min": -0.1, "scaler_max": 0.1,
+    "epochs_run": 1, "best_epoch": 1, "best_val_loss": 0.01, "train_seconds": 1.0}
 TRAIN_INFO: dict[str, Any] = {
-    "schema_version": 1, "run_id": "0" * 32, "experiment_id": "1", "param_count": 30651,
+    "schema_version": 2, "run_id": "0" * 32, "experiment_id": "1", "param_count": 30651,
     "epochs_run": 1, "best_epoch": 1, "best_val_loss": 0.01, "train_seconds": 1.0,
-    "units": [50, 50], "window": 10, "registered_model": "eth-usd-lstm", "model_version": 1}
+    "units": [50, 50], "window": 10, "target": "log_return", "registered_model": "eth-usd-lstm",
+    "model_version": 1,
+    "live": {**_MODEL, "name": "live", "path": "models/model.keras", "cutoff": None},
+    "folds": [{**_MODEL, "name": "fold_1", "path": "models/folds/fold_1.keras",
+               "cutoff": "2022-10-19"}]}
 
 
 # --- strategies ---------------------------------------------------------------------------------
@@ -317,10 +325,9 @@ def _csv_property(workspace: tuple[Path, dict[str, bytes]], data: bytes, on_jump
 _STAGE_FILES: dict[str, tuple[str, str]] = {
     # file: (stage that reads it first, files removed so a good file ends the run quickly)
     "models/train_info.json": ("evaluate", ""),
-    "data/processed/scaler.json": ("evaluate", ""),
-    "data/processed/windows.npz": ("train", "data/raw/meta.json"),
+    "data/processed/series.csv": ("train", "data/raw/meta.json"),
     "data/raw/ETH-USD.csv": ("preprocess", ""),
-    "data/raw/meta.json": ("train", "data/processed/scaler.json"),
+    "data/raw/meta.json": ("train", "data/processed/series.csv"),
 }
 
 
