@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from crypto_forecast.errors import TrackingError, raise_if_interrupted
+from crypto_forecast.errors import TrackingError
 from crypto_forecast.params import Params
 from crypto_forecast.tracking.store import mlflow_errors, open_experiment, tracking_uri
 
@@ -189,38 +189,6 @@ def tag_stage_params(params: Params, section: str) -> None:
     values = {k: str(v) for k, v in params.flat().items() if k.startswith(f"{section}.")}
     mlflow.set_tags({**{f"param.{k}": v for k, v in values.items()},
                      "params_hash": params.digest()})
-
-
-def epoch_logger(epochs: int, progress: logging.Logger) -> Any:
-    """A Keras callback: one progress line (marking a new best val_loss) and the MLflow
-    metrics loss, val_loss and epoch_seconds per epoch."""
-    import time
-
-    import keras
-    import mlflow
-
-    class EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
-        best = float("inf")
-
-        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            raise_if_interrupted()
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            logs = logs or {}
-            seconds = time.perf_counter() - self._t0
-            metrics = {k: float(v) for k, v in logs.items() if k in ("loss", "val_loss")}
-            metrics["epoch_seconds"] = seconds
-            mlflow.log_metrics(metrics, step=epoch + 1)
-            val = metrics.get("val_loss", float("nan"))
-            improved = val < self.best
-            self.best = min(self.best, val)
-            progress.info("epoch %d/%d  loss %.6f  val_loss %.6f  %.1f s%s", epoch + 1, epochs,
-                          metrics.get("loss", float("nan")), val, seconds,
-                          "  best so far" if improved else "")
-            raise_if_interrupted()
-
-    return EpochLog()
 
 
 def model_requirements() -> list[str]:
