@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from crypto_forecast.errors import PipelineError, request_interrupt
 
@@ -117,6 +117,7 @@ def quiet_libraries() -> None:
 
 
 _native_filter_installed = False
+_restore_native_stderr: Callable[[], None] | None = None
 
 
 def filter_native_stderr(patterns: tuple[str, ...] = NATIVE_NOISE) -> None:
@@ -127,7 +128,7 @@ def filter_native_stderr(patterns: tuple[str, ...] = NATIVE_NOISE) -> None:
     terminal. At exit the stage hands stderr back and waits for grep to drain. Once per
     process: a second call (several stages run in one process) changes nothing.
     """
-    global _native_filter_installed
+    global _native_filter_installed, _restore_native_stderr
     if _native_filter_installed:
         return
     try:
@@ -153,14 +154,53 @@ def filter_native_stderr(patterns: tuple[str, ...] = NATIVE_NOISE) -> None:
     _native_filter_installed = True
 
     def restore() -> None:
+        global _native_filter_installed, _restore_native_stderr
+        if _restore_native_stderr is not restore:  # already handed back
+            return
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
         os.dup2(original, 2)  # closes our end of the pipe: grep reads EOF and exits
         os.close(original)
         with contextlib.suppress(subprocess.TimeoutExpired):
             grep.wait(timeout=5)  # a child still holding the pipe keeps it open
+        _native_filter_installed, _restore_native_stderr = False, None
+        atexit.unregister(restore)
 
+    _restore_native_stderr = restore
     atexit.register(restore)
+
+
+@contextlib.contextmanager
+def process_state_kept() -> Iterator[None]:
+    """Run stages inside this process (tests, a notebook) and leave it as it was.
+
+    `run_stage` sets up a stage's process: library environment variables (and whatever the
+    stage sets, such as KERAS_BACKEND), the warnings filters, the root logger's level and
+    handlers, the SIGINT/SIGTERM handlers and the native stderr filter. On the way out this
+    puts every one of them back, even when the stage exits or raises. (An imported library
+    stays imported: Keras keeps the backend it was first imported with.)
+    """
+    env = dict(os.environ)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    own = {name: logging.getLogger(name).level for name in _OWN_LOGGERS}
+    signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    filtered = _native_filter_installed
+    with warnings.catch_warnings():
+        try:
+            yield
+        finally:
+            if not filtered and _restore_native_stderr is not None:
+                _restore_native_stderr()
+            for sig, handler in signals.items():
+                if handler is not None:  # None: not set from Python, nothing to put back
+                    signal.signal(sig, handler)
+            root.handlers = handlers
+            root.setLevel(level)
+            for name, own_level in own.items():
+                logging.getLogger(name).setLevel(own_level)
+            os.environ.clear()
+            os.environ.update(env)
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:

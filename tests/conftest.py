@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +24,15 @@ def project(tmp_path: Path) -> Iterator[Path]:
 SELECTED_ONLY = ("hypothesis_long", "long")
 
 
+def named_markers(markexpr: str) -> set[str]:
+    """The marker names a `-m` expression names, whole words only: `not hypothesis_long`
+    names `hypothesis_long`, not `long`."""
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", markexpr)) - {"and", "or", "not"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked with one of SELECTED_ONLY run only when `-m` names that marker."""
-    wanted = config.option.markexpr or ""
-    skipped = [m for m in SELECTED_ONLY if m not in wanted]
+    skipped = [m for m in SELECTED_ONLY if m not in named_markers(config.option.markexpr or "")]
     dropped = [item for item in items if any(item.get_closest_marker(m) for m in skipped)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -31,6 +31,7 @@ import yaml
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from crypto_forecast.cli import process_state_kept
 from crypto_forecast.errors import ConfigError
 from crypto_forecast.params import load_params
 from tests.errors.conftest import params_with, snapshot
@@ -64,7 +65,8 @@ def run_entry(project: Path, name: str) -> tuple[int, list[str]]:
     cwd = os.getcwd()
     os.chdir(project)
     try:
-        runpy.run_module(f"stages.{name}", run_name="__main__", alter_sys=False)
+        with process_state_kept():  # environment, filters, log level, stderr as they were
+            runpy.run_module(f"stages.{name}", run_name="__main__", alter_sys=False)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1

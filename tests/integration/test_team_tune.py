@@ -23,13 +23,13 @@ FAST_STALE = "--heartbeat 1 --grace 4"
 
 
 def test_two_workers_share_a_study_and_survive_a_killed_worker(
-        shared: Callable[[str], Shared]) -> None:
+        shared: Callable[[str], Shared], monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
     import optuna
 
     team = shared(EXPERIMENT)
     storage = team.server.db_url("optuna")
-    os.environ["PGPASSFILE"] = str(team.server.pgpass)  # for this process's optuna/psycopg
+    monkeypatch.setenv("PGPASSFILE", str(team.server.pgpass))  # for this process's optuna/psycopg
     client = mlflow.MlflowClient(team.server.tracking_uri)
 
     doomed = team.clone("doomed")

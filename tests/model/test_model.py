@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ from crypto_forecast.errors import ArtifactError
 from crypto_forecast.model.backend import configure
 from crypto_forecast.model.keras_net import LECTURE_PARAM_COUNT, build_model
 from crypto_forecast.model.numpy_net import load_network
-from tests.helpers import load_keras_model
+from tests.helpers import ROOT, load_keras_model
 
 
 def test_lecture_network_has_30651_parameters() -> None:
@@ -47,18 +50,32 @@ def test_same_seed_gives_identical_weights() -> None:
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_xla_training_is_deterministic_and_learns_the_same() -> None:
-    """TensorFlow's XLA step (its own compile switch; JAX compiles every step anyway)."""
-    import keras
+XLA_CHECK = """
+import numpy as np
+import keras
+from tests.model.test_model import _fit_once
 
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("TensorFlow's XLA switch; this process runs Keras on another backend")
-    first, second = _fit_once(3, fast=True), _fit_once(3, fast=True)
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
-    # Same arithmetic as the plain fit, up to float32 rounding in a different op order.
-    for a, b in zip(first, _fit_once(3), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+assert keras.backend.backend() == "tensorflow", keras.backend.backend()
+first, second = _fit_once(3, fast=True), _fit_once(3, fast=True)
+for a, b in zip(first, second, strict=True):
+    np.testing.assert_array_equal(a, b)
+# Same arithmetic as the plain fit, up to float32 rounding in a different op order.
+for a, b in zip(first, _fit_once(3), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+print("xla deterministic")
+"""
+
+
+def test_xla_training_is_deterministic_and_learns_the_same() -> None:
+    """TensorFlow's XLA step (its own compile switch; JAX compiles every step anyway), in its
+    own process: Keras keeps the backend it was first imported with, and an earlier test in
+    this one may have imported it on JAX."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", XLA_CHECK], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert done.stdout.strip() == "xla deterministic"
 
 
 def test_save_and_safe_load_roundtrip(tmp_path: Path) -> None:

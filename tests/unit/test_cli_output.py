@@ -189,3 +189,52 @@ def test_mlflow_registry_echo_is_dropped_and_the_rest_kept(capsys: pytest.Captur
         eprint("Created version '2' of model 'eth-usd-lstm'.")
         eprint("something else MLflow wants you to know")
     assert capsys.readouterr().err == "something else MLflow wants you to know\n"
+
+
+STATE_KEPT = r'''
+import logging, os, signal, sys, warnings
+from crypto_forecast.cli import process_state_kept, run_stage
+from crypto_forecast.errors import ConfigError
+
+def state():
+    fd2 = os.fstat(2)
+    root = logging.getLogger()
+    return {"environment": dict(os.environ), "warnings filters": list(warnings.filters),
+            "root level": root.level, "root handlers": list(root.handlers),
+            "SIGTERM": signal.getsignal(signal.SIGTERM), "SIGINT": signal.getsignal(signal.SIGINT),
+            "stderr": (fd2.st_dev, fd2.st_ino)}
+
+def main():
+    os.environ["KERAS_BACKEND"] = "jax"  # what train's backend choice does
+    raise ConfigError("train.epochs: bad — fix it")
+
+def diff(a, b):
+    return sorted(k for k in a if a[k] != b[k])
+
+logging.getLogger().setLevel(logging.DEBUG)  # the caller's own level
+before = state()
+with process_state_kept():
+    try:
+        run_stage("demo", main)
+    except SystemExit as exc:
+        print("exit", exc.code)
+    inside = state()
+print("changed by the stage:", diff(before, inside))
+print("left changed:", diff(before, state()))
+'''
+
+
+def test_a_stage_run_in_process_leaves_the_process_as_it_was(tmp_path: Path) -> None:
+    """run_stage changes environment, warnings filters, root logger, signal handlers and fd 2;
+    process_state_kept (what in-process test runners use) puts each back, even on exit."""
+    env = {**project_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("CRYPTO_FORECAST_VERBOSE", None)
+    done = subprocess.run([sys.executable, "-c", STATE_KEPT], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "exit 2", done.stdout
+    assert lines[1] == ("changed by the stage: ['SIGINT', 'SIGTERM', 'environment', 'root handlers', "
+                        "'root level', 'stderr', 'warnings filters']"), done.stdout
+    assert lines[2] == "left changed: []", done.stdout
+    assert "ERROR train.epochs: bad" in done.stderr  # the stage's line still reached stderr
