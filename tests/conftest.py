@@ -8,13 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import new_project
+from tests.helpers import SECRETS, new_project, project_env, run
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     """A git-initialised copy of the project with tiny params, committed, DVC ready."""
     yield new_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(project, store): the whole tiny pipeline built once per session with `dvc repro`,
+    MLflow in `store`, with SECRETS planted in the environment. Its tiny LSTM loses the gate:
+    naive is served. Copy it (tests.helpers.copy_built) before changing anything."""
+    base = tmp_path_factory.mktemp("built")
+    project = new_project(base / "project")
+    store = base / "store"
+    env = {**project_env(project, store), **SECRETS}
+    result = run(["dvc", "repro"], project, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    yield project, store
 
 
 # Markers for what `make test` leaves to CI (`.ci/run` selects each with -m): the long

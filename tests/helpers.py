@@ -36,6 +36,9 @@ def top_runs_sql(columns: str, order: str = "start_time, rowid") -> str:
     return (f"select {columns} from runs where run_uuid not in "  # noqa: S608 (constants)
             f"(select run_uuid from tags where key = 'mlflow.parentRunId') order by {order}")
 
+# Planted in the environment of the session's built pipeline; must never reach the MLflow store.
+SECRETS = {"CRYPTO_API_TOKEN": "tok-3f9a-DO-NOT-LOG", "DB_PASSWORD": "pw-77c1-DO-NOT-LOG"}
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "tests", "GIT_AUTHOR_EMAIL": "tests@example.com",
            "GIT_COMMITTER_NAME": "tests", "GIT_COMMITTER_EMAIL": "tests@example.com"}
 
@@ -80,6 +83,15 @@ def new_project(dest: Path, params: dict[str, Any] | None = None) -> Path:
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600
         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_built(built: tuple[Path, Path], dest: Path) -> tuple[Path, dict[str, str]]:
+    """A private copy of the session's built project and its store (the `built` fixture);
+    returns (project, env)."""
+    project, store = built
+    shutil.copytree(project, dest / "project", symlinks=True)
+    shutil.copytree(store, dest / "store", symlinks=True)
+    return dest / "project", project_env(dest / "project", dest / "store")
 
 
 def load_keras_model(path: Path) -> Any:

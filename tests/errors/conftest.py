@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.helpers import TINY_PARAMS, new_project, project_env, run
+# The session's built pipeline (`built`, tests/conftest.py) and its copies live in tests/helpers.py.
+from tests.helpers import SECRETS, TINY_PARAMS, copy_built, new_project, project_env, run  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIRS = ("data", "models", "reports")
-# Planted in the environment of every training run; must never reach the MLflow store.
-SECRETS = {"CRYPTO_API_TOKEN": "tok-3f9a-DO-NOT-LOG", "DB_PASSWORD": "pw-77c1-DO-NOT-LOG"}
 
 
 def params_with(**dotted: Any) -> dict[str, Any]:
@@ -108,24 +103,3 @@ def start_and_signal(cmd: list[str], cwd: Path, env: dict[str, str], sig: int, *
                 proc.kill()
                 proc.wait()
     return code, log.read_text()
-
-
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(project, store): the whole tiny pipeline built once with `dvc repro`, MLflow in
-    `store`, with SECRETS planted in the environment. Copy it before changing anything."""
-    base = tmp_path_factory.mktemp("built")
-    project = new_project(base / "project")
-    store = base / "store"
-    env = {**project_env(project, store), **SECRETS}
-    result = run(["dvc", "repro"], project, env, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    yield project, store
-
-
-def copy_built(built: tuple[Path, Path], dest: Path) -> tuple[Path, dict[str, str]]:
-    """A private copy of the built project and its store; returns (project, env)."""
-    project, store = built
-    shutil.copytree(project, dest / "project", symlinks=True)
-    shutil.copytree(store, dest / "store", symlinks=True)
-    return dest / "project", project_env(dest / "project", dest / "store")
