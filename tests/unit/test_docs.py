@@ -45,3 +45,15 @@ def test_every_named_make_target_exists() -> None:
         named |= set(re.findall(r"(?:`|^\s*)make ([a-z][\w-]*)", f.read_text(), flags=re.M))
     missing = sorted(named - targets)
     assert not missing, missing
+
+
+def test_params_page_defaults_are_the_pydantic_defaults() -> None:
+    from crypto_forecast.params import Params
+
+    page = (ROOT / "docs" / "params.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| `([^`]*)` \|", page, flags=re.M))
+    defaults = Params().model_dump(mode="json")
+    expected = {f"{s}.{k}": v for s, sec in defaults.items() for k, v in sec.items()}
+    assert set(rows) == set(expected)
+    for key, value in expected.items():
+        assert json.loads(rows[key]) == value, key
