@@ -79,9 +79,28 @@ def read_series(path: Path = paths.SERIES) -> pd.DataFrame:
         frame = pd.read_csv(path, index_col="date", parse_dates=["date"])
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path} is unreadable ({exc}) — rerun `dvc repro -f preprocess`") from None
+    fix = "rerun `dvc repro -f preprocess` (or restore it with `dvc checkout`)"
     missing = {"close", "scaled", "split"} - set(frame.columns)
     if missing:
-        raise ArtifactError(f"{path} lacks {sorted(missing)} — rerun `dvc repro -f preprocess`")
+        raise ArtifactError(f"{path} lacks {sorted(missing)} — {fix}")
+    # Types and values, not only names: a hand-edited row must be named, never reach NumPy.
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        bad = next((str(v) for v in frame.index if pd.isna(pd.to_datetime(v, errors="coerce"))), "?")
+        raise ArtifactError(f"{path} has a date that is not a date ({bad!r}) — {fix}")
+    if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
+        raise ArtifactError(f"{path} has dates out of order or repeated — {fix}")
+    for column, may_be_empty in (("close", False), ("scaled", True)):
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        given = frame[column].notna().to_numpy()
+        bad_rows = (given & ~np.isfinite(values)) | (~given & (not may_be_empty))
+        if column == "close":
+            bad_rows |= given & np.isfinite(values) & ((values < 1e-9) | (values > 1e15))
+        if bad_rows.any():
+            row = int(np.flatnonzero(bad_rows)[0])
+            raise ArtifactError(
+                f"{path} has an invalid {column} ({frame[column].iloc[row]!r}) on "
+                f"{frame.index[row].date()} — {fix}")
+        frame[column] = values
     return frame
 
 
