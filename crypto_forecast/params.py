@@ -169,6 +169,13 @@ class PromoteParams(_Section):
     auto: bool = True
 
 
+class RefreshParams(_Section):
+    """The daily refresh's retraining policy (read by `crypto_forecast refresh`, no stage)."""
+
+    # Move the training cut (and so retrain) once the last close is this many days past it.
+    retrain_every_days: int = Field(7, ge=1, le=3650)
+
+
 class Params(_Section):
     """All of params.yaml."""
 
@@ -179,6 +186,7 @@ class Params(_Section):
     forecast: ForecastParams = ForecastParams()
     mlflow: MlflowParams = MlflowParams()
     promote: PromoteParams = PromoteParams()
+    refresh: RefreshParams = RefreshParams()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
@@ -207,6 +215,56 @@ class Params(_Section):
         """A short stable hash of all params, to match MLflow runs with DVC experiments."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class LiveParams(_Section):
+    """live.yaml: the day the pipeline runs as of, and the last close the networks learn from.
+
+    Written by `crypto_forecast refresh`; both null (the committed default) is the pipeline as
+    params.yaml says: closes through download.end, networks trained on all of them.
+    """
+
+    # The morning the pipeline runs on: it sees closes through the day before (download.end
+    # is ignored) and forecasts this day and the ones after it.
+    as_of: dt.date | None = None
+    # The training series holds the closes through this day; it moves only on retrain days.
+    train_cut: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _cut_before_as_of(self) -> LiveParams:
+        if self.as_of is not None and self.train_cut is not None and self.train_cut >= self.as_of:
+            raise ValueError(f"train_cut ({self.train_cut}) must be before as_of ({self.as_of}): "
+                             "the networks cannot learn from a close not yet seen")
+        return self
+
+    def data_end(self, download: DownloadParams) -> dt.date:
+        """The exclusive end of the data window: the as-of day, else download.end."""
+        end = self.as_of or download.end
+        if end <= download.start:
+            raise ConfigError(f"{paths.LIVE_PARAMS}: as_of ({end}) is not after download.start "
+                              f"({download.start}) — choose a later day or an earlier start")
+        return end
+
+
+def load_live(path: Path = paths.LIVE_PARAMS) -> LiveParams:
+    """Read and validate live.yaml; a missing file is the default (no as-of day, no cut)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return LiveParams()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}) — restore it with "
+                          f"`git checkout {path}`") from None
+    raw = safe_yaml(text, str(path))
+    if raw is None:
+        return LiveParams()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping with as_of and train_cut — restore it with "
+                          f"`git checkout {path}`")
+    try:
+        return LiveParams.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(dict(exc.errors()[0]), LiveParams)}") from None
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -12,19 +12,26 @@ import logging
 
 from crypto_forecast.cli import run_stage
 from crypto_forecast.io import atomic, paths
-from crypto_forecast.params import load_params
+from crypto_forecast.params import load_live, load_params
 
 # pandas and the price modules are imported where used, after params.yaml is validated:
 # a typo in params.yaml is reported in a fraction of a second.
 
 log = logging.getLogger("stages.download")
 
-# The params.yaml sections this stage reads (dvc.yaml declares exactly these).
+# The params.yaml sections this stage reads (dvc.yaml declares exactly these), and its keys
+# of live.yaml.
 PARAM_SECTIONS = ("download",)
+LIVE_KEYS = ("as_of",)
 
 
 def main() -> None:
     cfg = load_params().download
+    live = load_live()
+    if live.as_of is not None:
+        log.info("as of %s (%s): closes through %s", live.as_of, paths.LIVE_PARAMS,
+                 live.as_of - dt.timedelta(days=1))
+    cfg = cfg.model_copy(update={"end": live.data_end(cfg)})
     from crypto_forecast.data.prices import sha256, to_csv_bytes, validate_prices
     from crypto_forecast.data.sources import acquire, library_versions
 
@@ -46,6 +53,7 @@ def main() -> None:
         "rows": len(frame),
         "first_date": str(first),
         "last_date": str(last),
+        "as_of": str(live.as_of) if live.as_of else None,
         "sha256": digest,
         "versions": library_versions(),
     }

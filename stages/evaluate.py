@@ -88,7 +88,7 @@ def main() -> None:
     params: Params = load_params()
     info = TrainInfo.read(paths.TRAIN_INFO, "train")
     series = read_series()
-    meta = read_json(paths.RAW_META, "download")
+    meta = read_json(paths.TRAIN_META, "preprocess")
     models = fold_models(info, series, params)
     net = models[-1].network  # the live model's
     if not isinstance(net, Network):  # fold_models loads every one as a Network

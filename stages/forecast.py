@@ -6,6 +6,7 @@ run first, from memory; the files are written last, so a failure leaves no new o
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import tempfile
@@ -36,7 +37,7 @@ def main() -> None:
     info = train_info.model_dump(mode="json")
     meta = read_json(paths.RAW_META, "download")
     evaluation = EvaluationReport.read(paths.EVALUATION, "evaluate")
-    series = read_series()
+    series = read_series(paths.LATEST_SERIES)
 
     net = load_network(paths.MODEL)
 
@@ -73,7 +74,9 @@ def main() -> None:
         param_count=int(info["param_count"]), units=str(info.get("units", "?")),
         window=params.preprocess.window, target=params.preprocess.target,
         git_commit=commit + (" (uncommitted changes)" if dirty else ""),
-        history_days=cfg.history_days, live=train_info.live)
+        history_days=cfg.history_days, live=train_info.live,
+        made_on=str(series.index[-1].date() + dt.timedelta(days=1)),
+        trained_through=_trained_through(series))
     csv = io.StringIO()
     fc.to_csv(csv, date_format="%Y-%m-%d", float_format="%.4f")
     png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, widths,
@@ -102,6 +105,12 @@ def main() -> None:
     log.info("wrote %s/: %s", paths.REPORTS_DIR,
              ", ".join(p.name for p in (paths.FORECAST_CSV, paths.FORECAST_MD, paths.FORECAST_HTML,
                                         paths.FORECAST_PNG)))
+
+
+def _trained_through(series: pd.DataFrame) -> str:
+    """The last day of the training series: the closes after it are split `live`."""
+    trained = series.index[series["split"].astype(str) != "live"]
+    return str(trained[-1].date()) if len(trained) else "?"
 
 
 if __name__ == "__main__":

@@ -1,34 +1,52 @@
 """Stage `preprocess`: Close only, chronological split, what the network models (the price
 or the daily log return), scaler fitted on train, windows.
 
-Reads data/raw/<TICKER>.csv; writes data/processed/{series.csv, scaler.json, windows.npz}.
+Reads data/raw/<TICKER>.csv; writes data/processed/{series.csv, scaler.json, windows.npz}
+from the closes through live.yaml's training cut (all of them without one), latest.csv (those
+plus the closes after the cut, for forecast) and train_meta.json (the training closes' meta).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
+from hashlib import sha256
 
 import numpy as np
+import pandas as pd
 
 from crypto_forecast.cli import run_stage
-from crypto_forecast.data.series import split_and_scale, split_windows
+from crypto_forecast.data.series import (
+    split_and_scale,
+    split_windows,
+    training_csv_bytes,
+    with_live_rows,
+)
 from crypto_forecast.io import atomic, paths
-from crypto_forecast.io.artifacts import read_raw
-from crypto_forecast.params import load_params
+from crypto_forecast.io.artifacts import read_json, read_raw
+from crypto_forecast.params import load_live, load_params
 
 log = logging.getLogger("stages.preprocess")
 
 # The params.yaml sections this stage reads (dvc.yaml declares exactly these).
 PARAM_SECTIONS = ("download", "preprocess")
+LIVE_KEYS = ("train_cut",)
 
 
 def main() -> None:
     params = load_params()
     cfg = params.preprocess
+    cut = load_live().train_cut
     raw = read_raw(params.download.ticker)
+    raw_meta = read_json(paths.RAW_META, "download")
     log.info("read %d daily closes from %s", len(raw), paths.raw_csv(params.download.ticker))
-    frame, scaler, split = split_and_scale(raw["Close"], cfg.window, cfg.val_fraction,
+    closes = raw["Close"]
+    if cut is not None:
+        closes = closes[closes.index <= pd.Timestamp(cut)]
+        log.info("training cut %s (%s): the networks learn from %d closes, %d after it are "
+                 "for forecasting only", cut, paths.LIVE_PARAMS, len(closes), len(raw) - len(closes))
+    frame, scaler, split = split_and_scale(closes, cfg.window, cfg.val_fraction,
                                            cfg.test_fraction, cfg.target)
     arrays = split_windows(frame, split, cfg.window, cfg.target)
     for part in ("train", "val", "test"):
@@ -40,12 +58,28 @@ def main() -> None:
     np.savez(buf, allow_pickle=False, **arrays)
     atomic.write_bytes(paths.WINDOWS, buf.getvalue())
     atomic.write_json(paths.SCALER, {**scaler.to_json(), "target": cfg.target})
-    out = io.StringIO()
-    frame.to_csv(out, date_format="%Y-%m-%d", float_format="%.10g")
-    atomic.write_text(paths.SERIES, out.getvalue())
+    # The training closes' meta: what download said, for the rows through the cut. Keys that
+    # move daily (the as-of day) stay out, so train and evaluate rerun only when the cut moves.
+    raw_bytes = paths.raw_csv(params.download.ticker).read_bytes()
+    train_meta = {key: value for key, value in raw_meta.items() if key != "as_of"}
+    if cut is not None:
+        train_meta.update(rows=len(frame), last_date=str(frame.index[-1].date()),
+                          sha256=sha256(training_csv_bytes(raw_bytes, cut)).hexdigest())
+    train_meta["train_cut"] = str(cut) if cut is not None else None
+    atomic.write_all({paths.SERIES: _csv(frame),
+                      paths.LATEST_SERIES: _csv(with_live_rows(frame, raw["Close"])),
+                      paths.TRAIN_META: json.dumps(train_meta, indent=2) + "\n"})
     log.info("target %s; scaler fitted on %d training days: min %.6g, max %.6g",
              cfg.target, split.train_end, scaler.data_min, scaler.data_max)
-    log.info("wrote %s, %s, %s", paths.WINDOWS, paths.SCALER, paths.SERIES)
+    log.info("wrote %s/: %s", paths.PROCESSED_DIR, ", ".join(
+        p.name for p in (paths.WINDOWS, paths.SCALER, paths.SERIES, paths.LATEST_SERIES,
+                         paths.TRAIN_META)))
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    out = io.StringIO()
+    frame.to_csv(out, date_format="%Y-%m-%d", float_format="%.10g")
+    return out.getvalue()
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def describe(fold: Fold, result: FitResult, *, dates: pd.DatetimeIndex, first: i
 def main() -> None:
     params = load_params()
     use_backend(params.train.backend)  # checked here, before any process is started
-    meta = read_json(paths.RAW_META, "download")
+    meta = read_json(paths.TRAIN_META, "preprocess")
     series = read_series()
     cfg, target = params.train, params.preprocess.target
     dates = pd.DatetimeIndex(series.index)

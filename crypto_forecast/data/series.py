@@ -5,6 +5,7 @@ No TensorFlow here: preprocess imports this and must start fast.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -177,3 +178,24 @@ def split_windows(frame: pd.DataFrame, split: Split, window: int, target: Target
         x, y = make_windows(frame["scaled"].to_numpy(), targets, window)
         arrays[f"x_{part}"], arrays[f"y_{part}"] = x, y
     return arrays
+
+
+def training_csv_bytes(raw_csv: bytes, cut: dt.date | None) -> bytes:
+    """download's Date,Close CSV without the rows after `cut`: what the training series holds,
+    byte for byte, so its sha256 names the closes the networks learned from. Unchanged when
+    there is no cut."""
+    if cut is None:
+        return raw_csv
+    lines = raw_csv.splitlines(keepends=True)
+    last = cut.isoformat().encode()
+    return b"".join(lines[:1] + [line for line in lines[1:] if line[:10] <= last])
+
+
+def with_live_rows(frame: pd.DataFrame, close: pd.Series) -> pd.DataFrame:
+    """The training frame followed by the closes after it (split `live`, no scaled value):
+    the latest series forecast reads."""
+    after = close[close.index > frame.index[-1]]
+    extra = pd.DataFrame({"close": after.to_numpy(dtype=np.float64), "scaled": np.nan,
+                          "split": "live"}, index=after.index)
+    extra.index.name = frame.index.name
+    return pd.concat([frame, extra]) if len(extra) else frame.copy()

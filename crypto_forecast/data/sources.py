@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger("stages.download")
+
+# Set by `crypto_forecast refresh`: the live ledger records forecasts from real closes only, so
+# `source: auto` must fail rather than fall back to the synthetic sample.
+REAL_DATA_ONLY_ENV = "CRYPTO_FORECAST_REAL_DATA_ONLY"
 
 
 def library_versions() -> dict[str, str]:
@@ -50,6 +55,11 @@ def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] | None = Non
         except SourceUnavailableError as exc:
             if cfg.source == "yahoo":
                 raise
+            if os.environ.get(REAL_DATA_ONLY_ENV) == "1":
+                raise SourceUnavailableError(
+                    f"Yahoo cannot be reached ({exc}) and a refresh records real closes only, so "
+                    "it will not fall back to synthetic data — retry online, or set "
+                    "download.source: csv with download.csv_path") from None
             log.warning("!! Yahoo unreachable (%s). FALLING BACK TO SYNTHETIC DATA: a seeded, "
                         "simulated ETH-like series, NOT real prices. Once online run "
                         "`dvc repro -f download` for real data.", exc)

@@ -11,12 +11,20 @@ import os
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+# The as-of day and the training cut, written by `crypto_forecast refresh` (params.LiveParams).
+LIVE_PARAMS = Path("live.yaml")
 
 RAW_DIR = Path("data/raw")
 RAW_META = RAW_DIR / "meta.json"
 
 PROCESSED_DIR = Path("data/processed")
+# The training series: closes through the training cut (all of them when no cut is set).
+# train and evaluate depend on it alone, so DVC skips them while the cut stands still.
 SERIES = PROCESSED_DIR / "series.csv"
+# The latest series: the training series plus the closes after the cut (split `live`).
+LATEST_SERIES = PROCESSED_DIR / "latest.csv"
+# download's meta.json for the training series: its rows, last day and sha256.
+TRAIN_META = PROCESSED_DIR / "train_meta.json"
 SCALER = PROCESSED_DIR / "scaler.json"
 WINDOWS = PROCESSED_DIR / "windows.npz"
 

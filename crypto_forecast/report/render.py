@@ -43,6 +43,8 @@ class ReportContext:
     git_commit: str
     history_days: int
     live: TrainedModel  # the served network: the days it learned from and stopped early on
+    made_on: str = ""  # the morning the forecast was made: the day after the last close seen
+    trained_through: str = ""  # the last close the networks learned from (the training cut)
 
 
 def verdict(evaluation: EvaluationReport) -> str:
@@ -200,7 +202,10 @@ def _facts(ctx: ReportContext, evaluation: EvaluationReport) -> list[str]:
     bt = evaluation.backtest
     days = evaluation.bands[0].volatility_days if evaluation.bands else 0
     scaling = f", scaled by the last {days} days' volatility" if days else ""
+    made = ([f"Forecast made on {ctx.made_on} from the closes through {ctx.data_last}; models "
+             f"trained through {ctx.trained_through}"] if ctx.made_on else [])
     return [
+        *made,
         f"Ticker {ctx.ticker}; data: {ctx.source_used} source, {ctx.data_first} .. {ctx.data_last} "
         f"({ctx.days} days), sha256 {ctx.sha256[:12]}",
         f"Model: LSTM {ctx.units}, window {ctx.window} days, models the {target}; "

@@ -17,8 +17,9 @@ def git_commit() -> tuple[str, bool]:
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
                                 capture_output=True, text=True, timeout=10).stdout
         # params.yaml differs from the commit in every `dvc exp run -S`; that is the
-        # experiment, not uncommitted code, so it does not make the run dirty.
-        dirty = any(line[3:] not in {"params.yaml", "dvc.lock"}
+        # experiment, not uncommitted code, so it does not make the run dirty; live.yaml moves
+        # with every refresh (the as-of day), not with the code.
+        dirty = any(line[3:] not in {"params.yaml", "live.yaml", "dvc.lock"}
                     for line in status.splitlines() if line.strip())
     except (OSError, subprocess.SubprocessError):
         rev = rev or "unknown"

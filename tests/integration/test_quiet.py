@@ -53,7 +53,7 @@ def test_train_tells_its_story_without_noise(project: Path, tmp_path: Path) -> N
     assert_quiet(stderr, tmp_path)
     said = stderr.splitlines()
     for words in ("download   got 364 daily closes of ETH-USD", "download   wrote data/raw/ETH-USD.csv",
-                  "preprocess read 364 daily closes", "preprocess wrote data/processed/windows.npz",
+                  "preprocess read 364 daily closes", "preprocess wrote data/processed/: windows.npz",
                   "train      read data/processed/series.csv: 364 days of ETH-USD",
                   "train      fold_1  trains 2022-01-12..2022-08-24  stops early ..2022-10-18  "
                   "scored 2022-10-19..2022-11-23",

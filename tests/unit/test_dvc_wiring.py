@@ -76,7 +76,20 @@ def test_deps_list_every_imported_module(name: str) -> None:
 @pytest.mark.parametrize("name", STAGES)
 def test_params_are_the_sections_the_module_reads(name: str) -> None:
     module = importlib.import_module(f"stages.{name}")
-    assert list(_stage(name)["params"]) == list(module.PARAM_SECTIONS)
+    declared = _stage(name)["params"]
+    assert [p for p in declared if isinstance(p, str)] == list(module.PARAM_SECTIONS)
+    live = [p[str(paths.LIVE_PARAMS)] for p in declared if isinstance(p, dict)]
+    assert live == ([list(module.LIVE_KEYS)] if hasattr(module, "LIVE_KEYS") else [])
+
+
+def test_live_params_reach_only_download_and_preprocess() -> None:
+    """train and evaluate must not see the as-of day: DVC skips them between retrains."""
+    reading = {name for name in STAGES
+               if any(isinstance(p, dict) for p in _stage(name)["params"])}
+    assert reading == {"download", "preprocess"}
+    for name in ("train", "evaluate"):
+        assert "data/raw/meta.json" not in _stage(name)["deps"]
+        assert not any(d.startswith("data/raw") for d in _stage(name)["deps"])
 
 
 def test_outputs_match_paths_module() -> None:
