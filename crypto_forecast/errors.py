@@ -41,6 +41,15 @@ class ArtifactError(PipelineError):
     """An earlier stage's output is missing or corrupt."""
 
 
+class LedgerError(PipelineError):
+    """The ledger database cannot be opened, is damaged or foreign, or refuses a write."""
+
+
+class RefreshError(PipelineError):
+    """A refresh cannot run as asked: a day before the ledger's last, synthetic data, a failed
+    `dvc repro`."""
+
+
 class StorageError(PipelineError):
     """An output cannot be written: disk full, quota or file-size limit, read-only disk."""
 
