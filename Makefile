@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
+.PHONY: refresh ledger-export bench-refresh venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
 	bench bench-serving docs docs-serve team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
@@ -49,6 +49,10 @@ bench-train: venv
 bench-recipes: venv
 	python bench/recipes.py $(if $(DATA),--data $(DATA))
 
+# The daily refresh: a retrain day vs a cold dvc repro, non-retrain days, ledger export (~3 min).
+bench-refresh: venv
+	python bench/refresh.py $(if $(DATA),--data $(DATA))
+
 # Speed: train vs plain Keras, cold/no-op repro, start-up, backtest, peak RSS (~10 min).
 bench: venv
 	python bench/speed.py
@@ -72,6 +76,17 @@ ui: venv
 promote: venv
 	@test -n "$(RUN)$(VERSION)" || { echo "usage: make promote RUN=<mlflow run id>  (or VERSION=<n>)" >&2; exit 2; }
 	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION))
+
+# Run the pipeline as of a morning (default: today, UTC), retrain when due, and record the
+# served forecast in the ledger (ledger.db, or CRYPTO_FORECAST_LEDGER_URI):
+#   make refresh              make refresh AS_OF=2023-12-05        make refresh LEDGER=path.db
+refresh: venv
+	python -m crypto_forecast refresh $(if $(AS_OF),--as-of $(AS_OF)) $(if $(LEDGER),--ledger $(LEDGER))
+
+# Every served forecast in the ledger as CSV:  make ledger-export [CSV=file] [TICKER=ETH-USD]
+ledger-export: venv
+	@python -m crypto_forecast ledger export --csv $(or $(CSV),-) $(if $(TICKER),--ticker $(TICKER)) \
+		$(if $(LEDGER),--ledger $(LEDGER))
 
 # The registered forecaster over REST on 127.0.0.1 (MLflow's scoring server):
 #   make serve            make serve PORT=5002        make serve ALIAS=candidate

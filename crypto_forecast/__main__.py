@@ -1,0 +1,78 @@
+"""The command line for what is not a DVC stage: `python -m crypto_forecast <command>`.
+
+    refresh [--as-of YYYY-MM-DD] [--ledger PATH]   run the pipeline as of a morning, record it
+    ledger export [--csv FILE] [--ticker T] [--ledger PATH]   the ledger as CSV
+
+Every command ends like a stage: one ERROR line naming the problem and the fix, and a
+non-zero exit, for anything a user can cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Callable, Sequence
+
+from crypto_forecast.cli import run_stage
+
+
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day — write YYYY-MM-DD") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m crypto_forecast",
+                                  description="Run the forecaster day by day and read its ledger.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    refresh = commands.add_parser(
+        "refresh", help="run the pipeline as of a morning and record the served forecast",
+        description="Run the pipeline as it would have run on the morning of --as-of (closes "
+                    "through the day before), retrain when due, and record the served forecast "
+                    "in the ledger.")
+    refresh.add_argument("--as-of", type=_day, default=None, metavar="YYYY-MM-DD",
+                         help="the morning to run as of (default: today in UTC)")
+    refresh.add_argument("--ledger", default=None, metavar="PATH",
+                         help="a SQLite ledger file (default: CRYPTO_FORECAST_LEDGER_URI, else "
+                              "ledger.db in the project root)")
+
+    ledger = commands.add_parser("ledger", help="read the ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    export = ledger_commands.add_parser("export", help="every served forecast as CSV")
+    export.add_argument("--csv", default="-", metavar="FILE",
+                        help="where to write it (default: - for standard output)")
+    export.add_argument("--ticker", default=None, help="only this ticker")
+    export.add_argument("--ledger", default=None, metavar="PATH", help="a SQLite ledger file")
+    return top
+
+
+def command(args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
+    """The command's name (for its log lines) and what it runs."""
+    if args.command == "refresh":
+        from crypto_forecast.live.refresh import refresh
+
+        def run_refresh() -> None:
+            refresh(as_of=args.as_of, ledger_path=args.ledger)
+
+        return "refresh", run_refresh
+
+    from crypto_forecast.live.export import export
+
+    def run_export() -> None:
+        export(csv_path=args.csv, ticker=args.ticker, ledger_path=args.ledger)
+
+    return "ledger", run_export
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)  # usage errors: argparse's own line and exit 2
+    name, run = command(args)
+    run_stage(name, run)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,256 @@
+"""`python -m crypto_forecast refresh --as-of D`: the pipeline as it would have run on the
+morning of D, and the served forecast recorded in the ledger.
+
+It writes live.yaml (the as-of day, and the training cut when a retrain is due), runs
+`dvc repro` (DVC skips train and evaluate while the cut stands still), and records what
+forecast served, with the closes it saw, in one ledger transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto_forecast.data.sources import REAL_DATA_ONLY_ENV
+from crypto_forecast.errors import ArtifactError, RefreshError
+from crypto_forecast.io import atomic, paths
+from crypto_forecast.io.artifacts import read_json, read_series
+from crypto_forecast.io.contracts import EvaluationReport, TrainInfo
+from crypto_forecast.live.ledger import (
+    ForecastDay,
+    Ledger,
+    RefreshFacts,
+    ServedForecast,
+    Written,
+    ledger_uri,
+)
+from crypto_forecast.params import LiveParams, Params, load_params
+
+log = logging.getLogger("crypto_forecast.refresh")
+
+# The params sections whose change makes the networks' training stale (forecast's and the
+# refresh's own do not).
+TRAINING_SECTIONS = ("download", "preprocess", "train", "evaluate", "promote")
+_RUNNING = re.compile(r"^Running stage '([^']+)'")
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    due: bool
+    reason: str
+
+
+def training_digest(params: Params) -> str:
+    """A digest of the params the networks' training depends on."""
+    dumped = params.model_dump(mode="json")
+    blob = json.dumps({s: dumped[s] for s in TRAINING_SECTIONS}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def retrain_due(*, as_of: dt.date, train_cut: dt.date | None, last_retrain: RefreshFacts | None,
+                params_digest: str, every_days: int, alarm: str | None = None) -> RetrainDecision:
+    """Whether this refresh moves the training cut, and why: the one place the policy lives
+    (the schedule, changed params, no training recorded yet, and an alarm)."""
+    origin = as_of - dt.timedelta(days=1)
+    if alarm:
+        return RetrainDecision(True, f"alarm: {alarm}")
+    if train_cut is None or last_retrain is None:
+        return RetrainDecision(True, "no training cut recorded in this ledger yet")
+    if last_retrain.params_digest != params_digest:
+        return RetrainDecision(True, "params changed since the last retrain")
+    if train_cut > origin:
+        return RetrainDecision(True, f"the training cut {train_cut} is after the last close "
+                                     f"{origin}")
+    age = (origin - train_cut).days
+    if age >= every_days:
+        return RetrainDecision(True, f"{age} days since the cut {train_cut} "
+                                     f"(refresh.retrain_every_days: {every_days})")
+    return RetrainDecision(False, f"{age} of {every_days} days since the cut {train_cut}")
+
+
+def live_yaml(live: LiveParams) -> str:
+    """live.yaml's text (dates quoted: DVC refuses YAML dates)."""
+    def show(day: dt.date | None) -> str:
+        return "null" if day is None else f'"{day.isoformat()}"'
+
+    return ("# Written by `python -m crypto_forecast refresh`: the as-of day and the training cut.\n"
+            "# null and null (as committed) run the pipeline as params.yaml says.\n"
+            f"as_of: {show(live.as_of)}\n"
+            f"train_cut: {show(live.train_cut)}\n")
+
+
+def run_dvc_repro(env: dict[str, str] | None = None) -> list[str]:
+    """`dvc repro` in the working directory, its output passed through; returns the stages it
+    ran. Stage commands use the `python` of this interpreter's environment."""
+    bin_dir = str(Path(sys.executable).parent)
+    run_env = {**os.environ, **(env or {})}
+    run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
+    ran: list[str] = []
+    cmd = [sys.executable, "-m", "dvc", "repro"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=run_env,  # noqa: S603
+                          bufsize=1) as proc:
+        for line in proc.stdout or ():
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            match = _RUNNING.match(line)
+            if match:
+                ran.append(match.group(1))
+        code = proc.wait()
+    if code != 0:
+        failed = ran[-1] if ran else "?"
+        raise RefreshError(f"`dvc repro` failed in stage {failed!r} (its ERROR line is above); "
+                           "live.yaml is put back and the earlier outputs restored with `dvc "
+                           "checkout` — fix that and rerun the refresh")
+    return ran
+
+
+def _restore(previous: str | None) -> None:
+    if previous is None:
+        paths.LIVE_PARAMS.unlink(missing_ok=True)
+    else:
+        atomic.write_text(paths.LIVE_PARAMS, previous)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    subprocess.run([sys.executable, "-m", "dvc", "checkout", "--quiet"], env=env,
+                   check=False, capture_output=True)
+
+
+def served_forecast(ticker: str, as_of: dt.date) -> tuple[ServedForecast, list[tuple[dt.date, float]]]:
+    """What forecast served (reports/forecast.csv) and the closes it saw (the latest series),
+    checked, with where they came from."""
+    import pandas as pd
+
+    from crypto_forecast.tracking.provenance import git_commit
+
+    meta = read_json(paths.RAW_META, "download")
+    if meta.get("source_used") == "synthetic":
+        raise RefreshError("the pipeline ran on SYNTHETIC data; the ledger records forecasts from "
+                           "real closes only — set download.source to yahoo or csv and rerun")
+    info = TrainInfo.read(paths.TRAIN_INFO, "train")
+    evaluation = EvaluationReport.read(paths.EVALUATION, "evaluate")
+    series = read_series(paths.LATEST_SERIES)
+    fix = "rerun `dvc repro -f forecast`"
+    try:
+        fc = pd.read_csv(paths.FORECAST_CSV, dtype={"date": str})
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{paths.FORECAST_CSV} is unreadable ({exc}) — {fix}") from None
+    origin = series.index[-1].date()
+    bands = [b.name for b in evaluation.bands]
+    needed = ["date", "forecast"] + [f"{side}_{b}" for b in bands for side in ("lower", "upper")]
+    missing = [c for c in needed if c not in fc.columns]
+    if missing or fc.empty:
+        raise ArtifactError(f"{paths.FORECAST_CSV} lacks {missing or 'rows'} — {fix}")
+    numbers = fc[needed[1:]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    days = []
+    for h, (text, values) in enumerate(zip(fc["date"].astype(str), numbers, strict=True), start=1):
+        target = origin + dt.timedelta(days=h)
+        if text[:10] != target.isoformat() or not all(map(math.isfinite, values)):
+            raise ArtifactError(f"{paths.FORECAST_CSV} row {h} ({text}) is not a forecast for "
+                                f"{target}, {h} days after the last close {origin} — {fix}")
+        days.append(ForecastDay(target, h, float(values[0]), {
+            b: (float(values[1 + 2 * i]), float(values[2 + 2 * i])) for i, b in enumerate(bands)}))
+    commit, dirty = git_commit()
+    forecast = ServedForecast(
+        ticker=ticker, origin=origin, as_of=as_of, days=days, served=evaluation.serving.served,
+        model_name=info.registered_model, model_version=str(info.model_version),
+        run_id=info.run_id, data_sha256=str(meta.get("sha256", "")),
+        git_commit=commit + ("+dirty" if dirty else ""))
+    closes = [(d.date(), float(c)) for d, c in zip(series.index, series["close"], strict=True)]
+    return forecast, closes
+
+
+def refresh(as_of: dt.date | None = None, ledger_path: str | None = None) -> Written:
+    """Run the pipeline as of the morning of `as_of` (default: today in UTC) and record the
+    served forecast. Returns what the ledger wrote."""
+    started = time.perf_counter()
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
+    params = load_params()
+    ticker = params.download.ticker
+    with Ledger.open(ledger_uri(ledger_path)) as ledger:
+        last = ledger.last_refresh(ticker)
+        if last is not None and as_of < last.as_of:
+            raise RefreshError(f"as of {as_of} is before the ledger's last refresh of {ticker} "
+                               f"({last.as_of}) — a ledger runs forward: refresh as of "
+                               f"{last.as_of} or later, or use another --ledger")
+        digest = training_digest(params)
+        # The ledger, not live.yaml, says where the cut stands: another ledger's refreshes (a
+        # replay) may have moved live.yaml since.
+        last_retrain = ledger.last_retrain(ticker)
+        standing = last_retrain.trained_through if last_retrain else None
+        decision = retrain_due(as_of=as_of, train_cut=standing, last_retrain=last_retrain,
+                               params_digest=digest,
+                               every_days=params.refresh.retrain_every_days)
+        cut = as_of - dt.timedelta(days=1) if decision.due else standing
+        new_live = LiveParams(as_of=as_of, train_cut=cut)  # validates cut < as_of
+        new_live.data_end(params.download)
+        check_real_source(params, as_of)
+        log.info("%s as of %s (closes through %s); retrain: %s — %s", ticker, as_of,
+                 as_of - dt.timedelta(days=1), "yes" if decision.due else "no", decision.reason)
+        previous = paths.LIVE_PARAMS.read_text(encoding="utf-8") \
+            if paths.LIVE_PARAMS.exists() else None
+        if previous != live_yaml(new_live):
+            atomic.write_text(paths.LIVE_PARAMS, live_yaml(new_live))
+        try:
+            stages = run_dvc_repro({REAL_DATA_ONLY_ENV: "1"})
+            forecast, closes = served_forecast(ticker, as_of)
+        except BaseException:
+            _restore(previous)
+            raise
+        written = ledger.record(forecast, closes, RefreshFacts(
+            ticker=ticker, as_of=as_of, origin=forecast.origin,
+            trained_through=cut or forecast.origin,
+            retrained=decision.due, reason=decision.reason, params_digest=digest,
+            stages=stages))
+        where = ledger.where
+    log.info("stages run: %s", ", ".join(stages) if stages else "none (all up to date)")
+    if written.nothing:
+        log.info("the ledger %s already holds this forecast for %s: nothing written", where,
+                 forecast.origin)
+    else:
+        what = ("no new forecast" if written.revision is None else
+                f"the forecast from {forecast.origin} as revision {written.revision}")
+        log.info("ledger %s: wrote %s, %d new close(s)", where, what, written.new_closes)
+    head = forecast.days[0]
+    log.info("served %s: %s %.2f (80%% band %s), ... %s %.2f; refresh took %.1f s", forecast.served,
+             head.target_date, head.forecast, _band(head, "80"), forecast.days[-1].target_date,
+             forecast.days[-1].forecast, time.perf_counter() - started)
+    return written
+
+
+def _band(day: ForecastDay, name: str) -> str:
+    band = day.bands.get(name)
+    return "n/a" if band is None else f"{band[0]:.2f} .. {band[1]:.2f}"
+
+
+def check_real_source(params: Params, as_of: dt.date) -> None:
+    """Refuse, before anything changes, a refresh that would forecast from synthetic data:
+    `source: synthetic`, or `source: auto` while Yahoo cannot be reached (download would fall
+    back). `yahoo` and `csv` never fall back."""
+    cfg = params.download
+    if cfg.source == "synthetic":
+        raise RefreshError("download.source is synthetic; the ledger records forecasts from real "
+                           "closes only — set download.source to auto, yahoo or csv")
+    if cfg.source != "auto":
+        return
+    from crypto_forecast.data import yahoo
+    from crypto_forecast.errors import SourceEmptyError, SourceUnavailableError
+
+    try:
+        yahoo.fetch_yahoo(cfg.ticker, as_of - dt.timedelta(days=14), as_of)
+    except SourceUnavailableError:
+        raise RefreshError(f"Yahoo cannot be reached for {cfg.ticker}, and download.source: auto "
+                           "would fall back to SYNTHETIC data; the ledger records real closes "
+                           "only — retry when online, or set download.source: csv with "
+                           "download.csv_path") from None
+    except SourceEmptyError:
+        pass  # download reports it, with its fix
