@@ -31,7 +31,7 @@ from crypto_forecast.io.paths import project_root
 from crypto_forecast.team.dvc import TeamError
 
 DB_USER = "team"
-DATABASES = ("mlflow", "optuna")
+DATABASES = ("mlflow", "optuna", "ledger")
 PG_OS_USER = "postgres"  # initdb/postgres refuse to run as root: root runs them as this user
 
 
@@ -285,6 +285,7 @@ def exports(server: Server) -> str:
     """The shell lines a worker on this machine evaluates to use the team server."""
     return (f"export MLFLOW_TRACKING_URI={server.tracking_uri}\n"
             f"export OPTUNA_STORAGE={server.db_url('optuna')}\n"
+            f"export CRYPTO_FORECAST_LEDGER_URI={server.db_url('ledger')}\n"
             f"export PGPASSFILE={server.pgpass}\n")
 
 

@@ -27,6 +27,7 @@ def test_exports_carry_no_password(tmp_path: Path) -> None:
     out = team.exports(server)
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5123" in out
     assert "OPTUNA_STORAGE=postgresql+psycopg://team@127.0.0.1:5999/optuna" in out
+    assert "CRYPTO_FORECAST_LEDGER_URI=postgresql+psycopg://team@127.0.0.1:5999/ledger" in out
     assert f"PGPASSFILE={tmp_path / 'pgpass'}" in out and "s3cret" not in out
 
 
