@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: refresh ledger-export bench-refresh venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
+.PHONY: refresh replay ledger-export bench-refresh venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
 	bench bench-serving docs docs-serve team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
@@ -82,6 +82,13 @@ promote: venv
 #   make refresh              make refresh AS_OF=2023-12-05        make refresh LEDGER=path.db
 refresh: venv
 	python -m crypto_forecast refresh $(if $(AS_OF),--as-of $(AS_OF)) $(if $(LEDGER),--ledger $(LEDGER))
+
+# What if I had run it every day: the refresh as of each day FROM..TO on a CSV source, into
+# its own ledger (ledger-replay.db, or LEDGER=); a rerun resumes; prints the track record.
+#   make replay FROM=2023-11-01 TO=2023-12-31
+replay: venv
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make replay FROM=YYYY-MM-DD TO=YYYY-MM-DD [LEDGER=path]" >&2; exit 2; }
+	python -m crypto_forecast replay --from $(FROM) --to $(TO) $(if $(LEDGER),--ledger $(LEDGER))
 
 # Every served forecast in the ledger as CSV:  make ledger-export [CSV=file] [TICKER=ETH-USD]
 ledger-export: venv

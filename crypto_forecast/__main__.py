@@ -1,6 +1,7 @@
 """The command line for what is not a DVC stage: `python -m crypto_forecast <command>`.
 
     refresh [--as-of YYYY-MM-DD] [--ledger PATH]   run the pipeline as of a morning, record it
+    replay --from D1 --to D2 [--ledger PATH]      the refresh as of every day, its own ledger
     ledger export [--csv FILE] [--ticker T] [--ledger PATH]   the ledger as CSV
 
 Every command ends like a stage: one ERROR line naming the problem and the fix, and a
@@ -15,6 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from crypto_forecast.cli import run_stage
+
+# A refresh whose track record raised the alarm (the forecast is still recorded).
+ALARM_EXIT = 3
 
 
 def _day(text: str) -> dt.date:
@@ -40,6 +44,17 @@ def parser() -> argparse.ArgumentParser:
                          help="a SQLite ledger file (default: CRYPTO_FORECAST_LEDGER_URI, else "
                               "ledger.db in the project root)")
 
+    replay = commands.add_parser(
+        "replay", help="refresh as of every day of a range on a CSV source, into its own ledger",
+        description="What if I had run it every day: the real refresh as of each day from --from "
+                    "to --to, on download.source: csv, into a ledger of its own. A rerun resumes "
+                    "after the last day in that ledger. Prints the track record at the end.")
+    replay.add_argument("--from", dest="start", type=_day, required=True, metavar="YYYY-MM-DD")
+    replay.add_argument("--to", dest="end", type=_day, required=True, metavar="YYYY-MM-DD")
+    replay.add_argument("--ledger", default=None, metavar="PATH",
+                        help="the replay's SQLite ledger (default: ledger-replay.db in the "
+                             "project root)")
+
     ledger = commands.add_parser("ledger", help="read the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     export = ledger_commands.add_parser("export", help="every served forecast as CSV")
@@ -56,9 +71,18 @@ def command(args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
         from crypto_forecast.live.refresh import refresh
 
         def run_refresh() -> None:
-            refresh(as_of=args.as_of, ledger_path=args.ledger)
+            if refresh(as_of=args.as_of, ledger_path=args.ledger).alarm:
+                sys.exit(ALARM_EXIT)
 
         return "refresh", run_refresh
+
+    if args.command == "replay":
+        from crypto_forecast.live.replay import replay
+
+        def run_replay() -> None:
+            replay(args.start, args.end, ledger_path=args.ledger)
+
+        return "replay", run_replay
 
     from crypto_forecast.live.export import export
 

@@ -174,6 +174,9 @@ class RefreshParams(_Section):
 
     # Move the training cut (and so retrain) once the last close is this many days past it.
     retrain_every_days: int = Field(7, ge=1, le=3650)
+    # The alarm also fires when the served forecasts' realized RMSE over persistence's, on the
+    # last 30 origins, is above this (the naive forecaster scores exactly 1).
+    alarm_max_skill: float = Field(1.25, gt=0, le=100, allow_inf_nan=False)
 
 
 class Params(_Section):

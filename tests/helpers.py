@@ -28,7 +28,7 @@ TINY_PARAMS: dict[str, Any] = {
     "forecast": {"horizon": 3, "history_days": 30},
     "mlflow": {"experiment": "tests"},
     "promote": {"max_skill_h1": 1.0, "max_skill_mean": 1.0, "auto": True},
-    "refresh": {"retrain_every_days": 7},
+    "refresh": {"retrain_every_days": 7, "alarm_max_skill": 1.25},
 }
 
 def top_runs_sql(columns: str, order: str = "start_time, rowid") -> str:

@@ -50,6 +50,10 @@ FORECAST_CSV = REPORTS_DIR / "forecast.csv"
 FORECAST_MD = REPORTS_DIR / "forecast.md"
 FORECAST_PNG = REPORTS_DIR / "forecast.png"
 FORECAST_HTML = REPORTS_DIR / "forecast.html"
+# Written by `crypto_forecast refresh` from the ledger (not DVC outputs: the ledger is a record).
+TRACK_RECORD_JSON = REPORTS_DIR / "track_record.json"
+TRACK_RECORD_MD = REPORTS_DIR / "track_record.md"
+TRACK_RECORD_PNG = REPORTS_DIR / "track_record.png"
 
 _EXP_TMP = (".dvc", "tmp", "exps")
 

@@ -93,6 +93,15 @@ refreshes_table = sa.Table(
 )
 
 
+alarms_table = sa.Table(
+    "alarms", metadata,
+    sa.Column("ticker", sa.String(32), primary_key=True),
+    sa.Column("as_of", sa.Date, primary_key=True),  # the refresh that raised it
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class ForecastDay:
     """One served day: horizon h is the origin + h days."""
@@ -311,6 +320,37 @@ class Ledger:
                              trained_through=r["trained_through"], retrained=r["retrained"],
                              reason=r["reason"], params_digest=r["params_digest"],
                              stages=tuple(s for s in r["stages"].split(",") if s)) for r in rows]
+
+    def closes(self, ticker: str) -> list[tuple[dt.date, float]]:
+        """The closes the refreshes saw for `ticker` (the first value seen for each day)."""
+        c = closes_table
+        with database_errors(self.where), self._engine.connect() as conn:
+            return [(row[0], float(row[1])) for row in conn.execute(
+                sa.select(c.c.date, c.c.close).where(c.c.ticker == ticker).order_by(c.c.date))]
+
+    def alarm_after(self, ticker: str, day: dt.date | None) -> str | None:
+        """The reasons of the latest alarm raised for `ticker` after `day` (None: none)."""
+        a = alarms_table
+        query = sa.select(a.c.reasons).where(a.c.ticker == ticker)
+        if day is not None:
+            query = query.where(a.c.as_of > day)
+        with database_errors(self.where), self._engine.connect() as conn:
+            row = conn.execute(query.order_by(a.c.as_of.desc()).limit(1)).first()
+        return None if row is None else str(row[0])
+
+    def record_alarm(self, ticker: str, as_of: dt.date, reasons: Sequence[str]) -> bool:
+        """Note that the refresh as of `as_of` raised the alarm (once per day); True if new."""
+        a = alarms_table
+        with database_errors(self.where), \
+                self._engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, \
+                conn.begin():
+            if conn.execute(sa.select(a.c.as_of).where(a.c.ticker == ticker,
+                                                       a.c.as_of == as_of)).first():
+                return False
+            conn.execute(sa.insert(a).values(ticker=ticker, as_of=as_of,
+                                             reasons="; ".join(reasons),
+                                             written_at=dt.datetime.now(dt.UTC)))
+        return True
 
     def export_rows(self, ticker: str | None = None) -> list[tuple[Any, ...]]:
         """The export's rows (EXPORT_COLUMNS), ordered by ticker, origin, revision, horizon;

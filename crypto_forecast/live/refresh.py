@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -89,24 +90,37 @@ def live_yaml(live: LiveParams) -> str:
             f"train_cut: {show(live.train_cut)}\n")
 
 
-def run_dvc_repro(env: dict[str, str] | None = None) -> list[str]:
-    """`dvc repro` in the working directory, its output passed through; returns the stages it
-    ran. Stage commands use the `python` of this interpreter's environment."""
+def run_dvc_repro(env: dict[str, str] | None = None, *, echo: bool = True) -> list[str]:
+    """`dvc repro` in the working directory; returns the stages it ran. With `echo` its output
+    passes through as it comes; without, it is kept and shown only if the run fails. Stage
+    commands use the `python` of this interpreter's environment."""
     bin_dir = str(Path(sys.executable).parent)
     run_env = {**os.environ, **(env or {})}
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
     ran: list[str] = []
+    kept: list[str] = []
     cmd = [sys.executable, "-m", "dvc", "repro"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=run_env,  # noqa: S603
-                          bufsize=1) as proc:
-        for line in proc.stdout or ():
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            match = _RUNNING.match(line)
-            if match:
-                ran.append(match.group(1))
+                          stderr=None if echo else subprocess.STDOUT, bufsize=1) as proc:
+        try:
+            for line in proc.stdout or ():
+                if echo:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    kept.append(line)
+                match = _RUNNING.match(line)
+                if match:
+                    ran.append(match.group(1))
+        except BaseException:
+            # Ctrl-C or SIGTERM reached this process alone (a terminal's reaches DVC too): stop
+            # DVC as Ctrl-C would, so its stage cleans up, before the outputs are restored.
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            raise
         code = proc.wait()
     if code != 0:
+        sys.stderr.write("".join(kept[-40:]))
         failed = ran[-1] if ran else "?"
         raise RefreshError(f"`dvc repro` failed in stage {failed!r} (its ERROR line is above); "
                            "live.yaml is put back and the earlier outputs restored with `dvc "
@@ -125,7 +139,8 @@ def _restore(previous: str | None) -> None:
                    check=False, capture_output=True)
 
 
-def served_forecast(ticker: str, as_of: dt.date) -> tuple[ServedForecast, list[tuple[dt.date, float]]]:
+def served_forecast(ticker: str, as_of: dt.date
+                    ) -> tuple[ServedForecast, list[tuple[dt.date, float]], EvaluationReport]:
     """What forecast served (reports/forecast.csv) and the closes it saw (the latest series),
     checked, with where they came from."""
     import pandas as pd
@@ -166,12 +181,71 @@ def served_forecast(ticker: str, as_of: dt.date) -> tuple[ServedForecast, list[t
         run_id=info.run_id, data_sha256=str(meta.get("sha256", "")),
         git_commit=commit + ("+dirty" if dirty else ""))
     closes = [(d.date(), float(c)) for d, c in zip(series.index, series["close"], strict=True)]
-    return forecast, closes
+    return forecast, closes, evaluation
 
 
-def refresh(as_of: dt.date | None = None, ledger_path: str | None = None) -> Written:
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh did: the ledger write, and the alarm's reasons (empty: not fired)."""
+
+    written: Written
+    alarm: list[str]
+    stages: list[str]
+    retrained: bool
+
+
+def score_and_report(ledger: Ledger, forecast: ServedForecast, evaluation: EvaluationReport,
+                     max_skill: float, *, log_to_mlflow: bool) -> list[str]:
+    """Score the ledger's record of this ticker, write reports/track_record.{json,md,png},
+    and return the alarm's reasons (noted in the ledger, and on the run)."""
+    from crypto_forecast.live.ledger import EXPORT_COLUMNS
+    from crypto_forecast.live.track_record import (
+        alarm,
+        closes_series,
+        export_frame,
+        nan_to_none,
+        track_record,
+    )
+    from crypto_forecast.report.track_record import render_cones, render_track_markdown
+
+    ticker = forecast.ticker
+    export = export_frame(ledger.export_rows(ticker), EXPORT_COLUMNS)
+    closes = closes_series(ledger.closes(ticker))
+    bands = {b.name: b.nominal for b in evaluation.bands if b.name in ("80", "95")}
+    record = track_record(export, closes, bands)
+    reasons = alarm(export, closes, bands, max_skill)
+    if reasons:
+        ledger.record_alarm(ticker, forecast.as_of, reasons)
+    names = list(bands)
+    atomic.write_all({
+        paths.TRACK_RECORD_JSON: json.dumps(nan_to_none(
+            {"ticker": ticker, "as_of": str(forecast.as_of), "alarm": reasons, **record}),
+            indent=2) + "\n",
+        paths.TRACK_RECORD_MD: render_track_markdown(ticker, str(forecast.as_of), record,
+                                                     reasons, evaluation, names),
+        paths.TRACK_RECORD_PNG: render_cones(closes, export, ticker, names[0] if names else "80"),
+    })
+    if log_to_mlflow and record["windows"]:
+        from crypto_forecast.tracking.runs import log_live
+
+        pooled = record["windows"]["all"]["pooled"]
+        h1 = record["windows"]["all"]["by_horizon"].get("1", pooled)
+        metrics = {"live_scored": float(record["scored"]), "live_rmse": pooled["rmse"],
+                   "live_rmse_h1": h1["rmse"], "live_mae": pooled["mae"]}
+        if pooled["skill_vs_persistence"] is not None:
+            metrics["live_skill_vs_persistence"] = pooled["skill_vs_persistence"]
+        for b, band in pooled["bands"].items():
+            metrics[f"live_coverage_{b}"] = band["coverage"]
+            metrics[f"live_interval_score_{b}"] = band["interval_score"]
+        log_live(forecast.run_id, {k: float(v) for k, v in metrics.items() if v is not None},
+                 {"live_alarm": "; ".join(reasons)} if reasons else {}, step=record["origins"])
+    return reasons
+
+
+def refresh(as_of: dt.date | None = None, ledger_path: str | None = None, *,
+            echo: bool = True) -> Refreshed:
     """Run the pipeline as of the morning of `as_of` (default: today in UTC) and record the
-    served forecast. Returns what the ledger wrote."""
+    served forecast, then score the record. Returns what the ledger wrote and the alarm."""
     started = time.perf_counter()
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     params = load_params()
@@ -187,9 +261,10 @@ def refresh(as_of: dt.date | None = None, ledger_path: str | None = None) -> Wri
         # replay) may have moved live.yaml since.
         last_retrain = ledger.last_retrain(ticker)
         standing = last_retrain.trained_through if last_retrain else None
+        raised = ledger.alarm_after(ticker, last_retrain.as_of if last_retrain else None)
         decision = retrain_due(as_of=as_of, train_cut=standing, last_retrain=last_retrain,
                                params_digest=digest,
-                               every_days=params.refresh.retrain_every_days)
+                               every_days=params.refresh.retrain_every_days, alarm=raised)
         cut = as_of - dt.timedelta(days=1) if decision.due else standing
         new_live = LiveParams(as_of=as_of, train_cut=cut)  # validates cut < as_of
         new_live.data_end(params.download)
@@ -201,8 +276,8 @@ def refresh(as_of: dt.date | None = None, ledger_path: str | None = None) -> Wri
         if previous != live_yaml(new_live):
             atomic.write_text(paths.LIVE_PARAMS, live_yaml(new_live))
         try:
-            stages = run_dvc_repro({REAL_DATA_ONLY_ENV: "1"})
-            forecast, closes = served_forecast(ticker, as_of)
+            stages = run_dvc_repro({REAL_DATA_ONLY_ENV: "1"}, echo=echo)
+            forecast, closes, evaluation = served_forecast(ticker, as_of)
         except BaseException:
             _restore(previous)
             raise
@@ -212,6 +287,8 @@ def refresh(as_of: dt.date | None = None, ledger_path: str | None = None) -> Wri
             retrained=decision.due, reason=decision.reason, params_digest=digest,
             stages=stages))
         where = ledger.where
+        reasons = score_and_report(ledger, forecast, evaluation, params.refresh.alarm_max_skill,
+                                   log_to_mlflow=not written.nothing)
     log.info("stages run: %s", ", ".join(stages) if stages else "none (all up to date)")
     if written.nothing:
         log.info("the ledger %s already holds this forecast for %s: nothing written", where,
@@ -224,7 +301,11 @@ def refresh(as_of: dt.date | None = None, ledger_path: str | None = None) -> Wri
     log.info("served %s: %s %.2f (80%% band %s), ... %s %.2f; refresh took %.1f s", forecast.served,
              head.target_date, head.forecast, _band(head, "80"), forecast.days[-1].target_date,
              forecast.days[-1].forecast, time.perf_counter() - started)
-    return written
+    log.info("track record: %s", paths.TRACK_RECORD_MD)
+    if reasons:
+        for reason in reasons:
+            log.warning("ALARM: %s — the next refresh retrains (exit 3)", reason)
+    return Refreshed(written, reasons, stages, decision.due)
 
 
 def _band(day: ForecastDay, name: str) -> str:

@@ -118,6 +118,23 @@ def log_epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         Metric(key, value, now, epoch) for key, value in metrics.items()])
 
 
+def log_live(run_id: str, metrics: dict[str, float], tags: dict[str, str], step: int) -> None:
+    """The live track record on the training run that served it: `live_*` metrics at `step`
+    (the number of scored origins), and tags (the alarm)."""
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+
+    from crypto_forecast.tracking.store import connect, mlflow_errors
+
+    connect()
+    now = int(time.time() * 1000)
+    with mlflow_errors("cannot log the track record to MLflow",
+                       "check the store is writable; the ledger already holds the forecast"):
+        mlflow.MlflowClient().log_batch(
+            run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()])
+
+
 def mark_model_development(experiment_id: str) -> None:
     """Tag the experiment as model development (once; a kind the user chose is kept)."""
     import mlflow

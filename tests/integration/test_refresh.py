@@ -232,3 +232,111 @@ def test_a_refresh_killed_in_its_ledger_write_loses_nothing(scenario: Scenario) 
     rows = [r for r in scenario.export() if r["origin"] == (day - dt.timedelta(days=1)).isoformat()]
     assert [r["revision"] for r in rows] == ["0"] * TINY_PARAMS["forecast"]["horizon"]
     assert counts() == (before[0] + len(rows), before[1] + 1, before[2] + 1)
+
+
+def test_replay_interrupted_and_resumed_equals_the_daily_refreshes(
+        scenario: Scenario, tmp_path: Path) -> None:
+    """`replay` over the scenario's days, stopped with Ctrl-C (SIGINT) after its second day and
+    rerun, fills its own ledger with the forecasts the day-by-day refreshes recorded."""
+    import signal
+    import subprocess
+
+    project = new_project(tmp_path / "project", csv_params())
+    write_yahoo_csv(project / "prices.csv", dt.date(2023, 1, 31))
+    env = project_env(project, tmp_path / "store")
+    cmd = ["python", "-m", "crypto_forecast", "replay", "--from", scenario.days[0].isoformat(),
+           "--to", scenario.days[-1].isoformat()]
+    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if f"[2/{DAYS}]" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=600)
+    assert proc.returncode == 130, "".join(seen)
+    resumed = run(cmd, project, env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming: that ledger already holds" in resumed.stderr
+    assert f"[1/{DAYS - 2}] {scenario.days[2]}" in resumed.stderr  # days 3.. only
+    assert "# ETH-USD: track record of the served forecasts" in resumed.stdout
+    assert not (project / "ledger.db").exists()  # never the live ledger
+    replayed = run([*EXPORT, "--ledger", "ledger-replay.db"], project, env)
+    theirs = list(csv.DictReader(io.StringIO(replayed.stdout)))
+    ours = [r for r in scenario.export() if dt.date.fromisoformat(r["origin"]) < scenario.days[-1]]
+    columns = ["origin", "target_date", "horizon", "forecast", "lower_80", "upper_80", "lower_95",
+               "upper_95", "served", "revision", "actual"]
+    assert len(theirs) == DAYS * TINY_PARAMS["forecast"]["horizon"]
+    # The scenario has since seen more closes: compare the actuals the replay could know.
+    assert [[r[c] for c in columns[:-1]] for r in theirs] == [[r[c] for c in columns[:-1]] for r in ours]
+
+
+def test_after_an_alarm_the_next_refresh_retrains(tmp_path: Path) -> None:
+    from crypto_forecast.live.ledger import Ledger, ledger_uri
+
+    params = csv_params()
+    params["refresh"]["retrain_every_days"] = 30
+    project = new_project(tmp_path / "project", params)
+    write_yahoo_csv(project / "prices.csv", dt.date(2023, 1, 31))
+    env = project_env(project, tmp_path / "store")
+    days = [FIRST + dt.timedelta(days=i) for i in range(4)]
+    for day in days[:2]:  # a retrain, then a forecast-only day
+        done = run([*REFRESH, "--as-of", day.isoformat()], project, env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert stages_ran(done.stdout) == ["download", "preprocess", "forecast"]
+    # The alarm as the second day's refresh notes it (the firing itself: test_track_record).
+    with Ledger.open(ledger_uri(project / "ledger.db")) as ledger:
+        ledger.record_alarm("ETH-USD", days[1], ["the 80 % band held 9 of the last 30 outcomes"])
+    second = run([*REFRESH, "--as-of", days[2].isoformat()], project, env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert stages_ran(second.stdout) == ["download", "preprocess", "train", "evaluate", "forecast"]
+    assert "retrain: yes — alarm: the 80 % band held 9" in second.stderr
+    third = run([*REFRESH, "--as-of", days[3].isoformat()], project, env)
+    assert stages_ran(third.stdout) == ["download", "preprocess", "forecast"]  # once, not daily
+
+
+def test_an_alarm_is_a_warning_a_run_tag_and_exit_3(tmp_path: Path) -> None:
+    """A ledger whose last 30 served forecasts were 20 % off (constructed), then a real
+    refresh: the record it scores raises the alarm."""
+    from crypto_forecast.live.ledger import (
+        ForecastDay,
+        Ledger,
+        RefreshFacts,
+        ServedForecast,
+        ledger_uri,
+    )
+
+    project = new_project(tmp_path / "project", csv_params())
+    closes = write_yahoo_csv(project / "prices.csv", dt.date(2023, 1, 31))
+    env = project_env(project, tmp_path / "store")
+    with Ledger.open(ledger_uri(project / "ledger.db")) as ledger:
+        for i in range(32, 0, -1):
+            origin = FIRST - dt.timedelta(days=i + 1)
+            base = float(closes[pd.Timestamp(origin)]) * 1.2
+            days = [ForecastDay(origin + dt.timedelta(days=h), h, base,
+                                {"80": (base * 0.5, base * 1.5), "95": (base * 0.4, base * 1.6)})
+                    for h in (1, 2, 3)]
+            ledger.record(
+                ServedForecast("ETH-USD", origin, origin + dt.timedelta(days=1), days, "naive",
+                               "m", "1", "0" * 32, "", ""),
+                [(d.date(), float(c)) for d, c in closes[:pd.Timestamp(origin)].items()],
+                RefreshFacts("ETH-USD", origin + dt.timedelta(days=1), origin, origin, False,
+                             "constructed", "", ()))
+    result = run([*REFRESH, "--as-of", FIRST.isoformat()], project, env)
+    assert result.returncode == 3, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "WARNING ALARM:" in line]
+    # Both cases fire: 20 % off persistence, and +-50 % bands that hold every outcome.
+    assert any("above refresh.alarm_max_skill 1.25" in w for w in warnings), result.stderr[-2000:]
+    assert any("band held 30 of the last 30 1-day outcomes" in w for w in warnings)
+    assert all("the next refresh retrains (exit 3)" in w for w in warnings)
+    md = (project / "reports" / "track_record.md").read_text()
+    assert "**FIRED**" in md
+    with sqlite3.connect(tmp_path / "store" / "mlflow.db") as conn:
+        tags = conn.execute("select value from tags where key = 'live_alarm'").fetchall()
+        live = {k for (k,) in conn.execute("select key from metrics where key like 'live_%'")}
+    assert len(tags) == 1 and "alarm_max_skill" in tags[0][0]
+    assert {"live_rmse", "live_skill_vs_persistence", "live_coverage_80"} <= live
+    with sqlite3.connect(project / "ledger.db") as conn:
+        assert conn.execute("select as_of from alarms").fetchall() == [(FIRST.isoformat(),)]
