@@ -53,6 +53,14 @@ def tracked_files() -> list[str]:
             if line and line != "dvc.lock" and (ROOT / line).is_file()]
 
 
+def committed_text(rel: str) -> str:
+    """A file as committed at HEAD, not as the user's workspace has it now: `dvc exp run -S`
+    rewrites params.yaml and `make refresh` moves live.yaml (the file itself outside git)."""
+    done = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    return done.stdout if done.returncode == 0 else (ROOT / rel).read_text()
+
+
 def write_params(workdir: Path, params: dict[str, Any]) -> None:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -75,6 +83,8 @@ def new_project(dest: Path, params: dict[str, Any] | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
     write_params(dest, params or TINY_PARAMS)
+    # A fresh clone's live.yaml (no as-of day, no cut), whatever a refresh left here.
+    (dest / "live.yaml").write_text(committed_text("live.yaml"))
     env = project_env(dest)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)

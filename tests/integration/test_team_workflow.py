@@ -38,11 +38,17 @@ def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
+# actionlint comes with `make test` (make actionlint-deps), not with `make test-fast`.
+needs_actionlint = pytest.mark.slow
+
+
+@needs_actionlint
 def test_sweep_workflow_passes_actionlint() -> None:
     done = actionlint(WORKFLOW)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@needs_actionlint
 def test_actionlint_catches_a_broken_matrix(tmp_path: Path) -> None:
     broken = tmp_path / "sweep.yml"
     broken.write_text(WORKFLOW.read_text().replace("matrix.worker", "matrix.wrker"))
@@ -62,11 +68,13 @@ def test_workflow_runs_the_sweep_as_a_matrix_of_workers() -> None:
 REFRESH_WORKFLOW = ROOT / ".github/workflows/refresh.yml"
 
 
+@needs_actionlint
 def test_refresh_workflow_passes_actionlint() -> None:
     done = actionlint(REFRESH_WORKFLOW)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@needs_actionlint
 def test_actionlint_catches_a_broken_refresh_step(tmp_path: Path) -> None:
     broken = tmp_path / "refresh.yml"
     broken.write_text(REFRESH_WORKFLOW.read_text().replace("steps.refresh.outputs.rc",

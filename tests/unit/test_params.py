@@ -11,7 +11,7 @@ import yaml
 
 from crypto_forecast.errors import ConfigError
 from crypto_forecast.params import Params, load_params, parse_params
-from tests.helpers import ROOT, TINY_PARAMS
+from tests.helpers import TINY_PARAMS, committed_text
 
 
 def _with(section: str, **changes: Any) -> dict[str, Any]:
@@ -20,8 +20,10 @@ def _with(section: str, **changes: Any) -> dict[str, Any]:
     return raw
 
 
-def test_committed_params_are_the_lecture_defaults() -> None:
-    params = load_params(ROOT / "params.yaml")
+def test_committed_params_are_the_lecture_defaults(tmp_path: Path) -> None:
+    # The committed file: a user's `dvc exp run -S` leaves a variant in the workspace.
+    (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
+    params = load_params(tmp_path / "params.yaml")
     assert params == Params()  # params.yaml spells out exactly the code defaults
     assert params.download.ticker == "ETH-USD"
     assert str(params.download.start) == "2018-01-01" and str(params.download.end) == "2024-01-01"
