@@ -22,8 +22,14 @@ $(STAMP): requirements.lock
 
 venv: $(STAMP)
 
+# Ends on the served forecast. Commit dvc.lock after it (DVC's hint above says so): it is the
+# baseline `dvc exp show`, `dvc metrics diff` and queued experiments compare against.
 repro: venv
 	dvc repro
+	@echo
+	@python -c "import pandas as pd; print(pd.read_csv('reports/forecast.csv').to_string(index=False))"
+	@echo "the served forecast, from reports/forecast.md (.html, .png); keep this run as your baseline:"
+	@echo "  git add dvc.lock && git commit -m 'pipeline run'"
 
 # The browser test needs Debian's chromium: installed here by browser-deps (apt, root/sudo).
 test: venv browser-deps actionlint-deps
