@@ -78,10 +78,10 @@ ui: venv
 	python -m stages.ui --port $${PORT:-5000}
 
 # Point alias `champion` of <ticker>-lstm at the model a run trained (or at a version):
-#   make promote RUN=<mlflow run id>     make promote VERSION=3
+#   make promote RUN=<mlflow run id>     make promote VERSION=3     MODEL=eth-usd-lstm (another name)
 promote: venv
-	@test -n "$(RUN)$(VERSION)" || { echo "usage: make promote RUN=<mlflow run id>  (or VERSION=<n>)" >&2; exit 2; }
-	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION))
+	@test -n "$(RUN)$(VERSION)" || { echo "usage: make promote RUN=<mlflow run id>  (or VERSION=<n>) [MODEL=<registered name>]" >&2; exit 2; }
+	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION)) $(if $(MODEL),--model $(MODEL))
 
 # Run the pipeline as of a morning (default: today, UTC), retrain when due, and record the
 # served forecast in the ledger (ledger.db, or CRYPTO_FORECAST_LEDGER_URI):

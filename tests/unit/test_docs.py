@@ -58,3 +58,27 @@ def test_params_page_defaults_are_the_pydantic_defaults() -> None:
     assert set(rows) == set(expected)
     for key, value in expected.items():
         assert json.loads(rows[key]) == value, key
+
+
+MAKE_WITH_VARS = re.compile(r"make ([a-z][\w-]*)((?: [A-Z_]+=[\w./:-]+)+)")
+
+
+def test_every_make_variable_a_page_shows_reaches_the_command() -> None:
+    """`make promote VERSION=3 MODEL=x` must pass MODEL on, not drop it silently: for every
+    `make <target> VAR=value` in the README and docs, `make -n` prints a command holding
+    each value."""
+    shown: set[tuple[str, str]] = set()
+    for f in [ROOT / "README.md", *DOCS]:
+        for target, assignments in MAKE_WITH_VARS.findall(f.read_text()):
+            shown.add((target, assignments.strip()))
+    assert ("promote", "VERSION=3") in {(t, a.split()[0]) for t, a in shown}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for target, assignments in sorted(shown):
+        done = subprocess.run(["make", "-n", target, *assignments.split()], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (target, assignments, done.stderr)
+        for assignment in assignments.split():
+            name, value = assignment.split("=", 1)
+            # The value itself, or the shell reading the variable make exports to the recipe.
+            used = value in done.stdout or re.search(rf"\$\{{?{name}\b", done.stdout)
+            assert used, f"make {target} {assignment}: {value} is not passed on"
