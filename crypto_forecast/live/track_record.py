@@ -22,10 +22,12 @@ ALARM_CONFIDENCE = 0.99
 
 
 def wilson(hits: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of a coverage of hits/n (statsmodels)."""
-    from statsmodels.stats.proportion import proportion_confint
+    """The Wilson score interval of a coverage of hits/n (scipy's binomtest; scipy is loaded
+    for the alarm's binomial range anyway, statsmodels would add ~0.2 s to every refresh)."""
+    from scipy.stats import binomtest
 
-    lo, hi = proportion_confint(hits, n, alpha=1 - confidence, method="wilson")
+    ci = binomtest(hits, n).proportion_ci(confidence_level=confidence, method="wilson")
+    lo, hi = ci.low, ci.high
     # Exactly 0 and 1 at the ends (the formula leaves a rounding error there).
     return (0.0 if hits == 0 else float(lo)), (1.0 if hits == n else float(hi))
 
