@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from crypto_forecast.cli import run_stage
-from crypto_forecast.errors import ArtifactError
+from crypto_forecast.errors import ArtifactError, DataError
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
 from crypto_forecast.io.atomic import artifact_errors
@@ -24,6 +24,7 @@ from crypto_forecast.model.numpy_net import load_network
 from crypto_forecast.params import load_params
 from crypto_forecast.report.render import ReportContext, render_chart, render_html, render_markdown
 from crypto_forecast.serving.build import pipeline_forecasters, recent_closes
+from crypto_forecast.serving.price_forecaster import ForecastInputError
 
 log = logging.getLogger("stages.forecast")
 
@@ -61,9 +62,15 @@ def main() -> None:
         data_sha256=str(meta.get("sha256", "")))
     closes = recent_closes(series)
     served = evaluation.serving.served
-    fc = forecasters[served].forecast(closes).head(cfg.horizon)
-    if served == "naive":  # the LSTM's forecast beside it, labelled as not served
-        fc["lstm_forecast"] = forecasters["lstm"].forecast(closes)["forecast"].head(cfg.horizon)
+    try:
+        fc = forecasters[served].forecast(closes).head(cfg.horizon)
+        if served == "naive":  # the LSTM's forecast beside it, labelled as not served
+            fc["lstm_forecast"] = forecasters["lstm"].forecast(closes)["forecast"].head(cfg.horizon)
+    except ForecastInputError as exc:
+        raise DataError(
+            f"{paths.LATEST_SERIES}: the served forecaster cannot use the latest closes ({exc}) "
+            "— fix those rows of the source data; download.on_jump: error refuses such data at "
+            "download") from None
     fc = fc.set_index(pd.DatetimeIndex(fc.pop("date"), name="date"))
     widths = [b.name for b in evaluation.bands]
     commit, dirty = git_commit()

@@ -75,14 +75,22 @@ def check_closes(frame: pd.DataFrame, min_days: int) -> tuple[pd.DatetimeIndex, 
         raise ForecastInputError(
             f"the close on {dates[at].date()} is {close[at]:g}, outside {MIN_CLOSE:g} .. {MAX_CLOSE:g} "
             "— check the units of the closes")
-    moves = close[1:] / close[:-1]
+    # Only the days the forecast reads (the last `min_days`): a jump further back is history
+    # download already warned about (download.on_jump), and no longer enters the forecast.
+    first_used = max(close.size - min_days, 0)
+    moves = close[first_used + 1:] / close[first_used:-1]
     jumps = (moves > MAX_DAILY_MOVE) | (moves < 1 / MAX_DAILY_MOVE)
     if jumps.any():
-        at = int(np.flatnonzero(jumps)[0]) + 1
+        at = first_used + int(np.flatnonzero(jumps)[0]) + 1
         raise ForecastInputError(
-            f"the close on {dates[at].date()} is {moves[at - 1]:.3g}× the day before's — check "
-            "the data (a misplaced decimal?)")
+            f"the close on {dates[at].date()} is {_times(close[at] / close[at - 1])} the day "
+            "before's — check the data (a misplaced decimal?)")
     return dates, close
+
+
+def _times(ratio: float) -> str:
+    """'1,010×' or '0.0781×': readable at both ends."""
+    return f"{ratio:,.0f}×" if ratio >= 100 else f"{ratio:.3g}×"
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,8 @@ def _bad(kind: str) -> pd.DataFrame:
         return frame.assign(close=frame["close"].where(frame.index != 20, -3.0))
     if kind == "missing":
         return frame.assign(close=frame["close"].where(frame.index != 20, np.nan))
-    if kind == "jump":
-        return frame.assign(close=frame["close"].where(frame.index != 12, frame["close"] * 1000))
+    if kind == "jump":  # inside the days the forecast reads (the last min_days)
+        return frame.assign(close=frame["close"].where(frame.index != 28, frame["close"] * 1000))
     if kind == "date":
         return frame.assign(date=frame["date"].where(frame.index != 3, "yesterday"))
     raise AssertionError(kind)
@@ -105,13 +105,23 @@ BAD = {"columns": "expected the columns date, close", "few": "too few days: got 
        "unsorted": "not in increasing order", "duplicate": "duplicate date 2023-03-30",
        "gap": "gap after 2023-03-15", "nonpositive": "close on 2023-03-21 is -3.0",
        "missing": "close on 2023-03-21 is missing", "date": "could not be read",
-       "jump": "close on 2023-03-13 is 978× the day before's"}
+       "jump": "close on 2023-03-29 is 1,006× the day before's"}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_each_bad_request_names_its_problem(kind: str) -> None:
     with pytest.raises(ForecastInputError, match=BAD[kind]):
         PriceForecaster(spec(), random_network()).forecast(_bad(kind))
+
+
+def test_a_jump_before_the_days_it_reads_is_history_not_a_refusal() -> None:
+    """download warns about such a jump (on_jump: warn) and every later stage goes on; the
+    forecast reads only its last min_days closes, so it is the same as from those alone."""
+    s, net = spec(), random_network()
+    frame = closes(s.min_days + 20)
+    jumped = frame.assign(close=frame["close"].where(frame.index != 5, frame["close"] * 1000))
+    pd.testing.assert_frame_equal(PriceForecaster(s, net).forecast(jumped),
+                                  PriceForecaster(s, net).forecast(frame.tail(s.min_days)))
 
 
 @settings(max_examples=60, deadline=None)
