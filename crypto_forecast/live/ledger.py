@@ -217,7 +217,7 @@ def database_errors(where: str) -> Iterator[None]:
         if "unable to open database" in lowered or "readonly" in lowered or "read-only" in lowered:
             raise LedgerError(f"cannot write the ledger {where} ({first}) — check the file and "
                               "its folder are writable") from None
-        if isinstance(exc, sa_exc.OperationalError) and not where.startswith("/"):
+        if isinstance(exc, sa_exc.OperationalError) and where.startswith("postgresql"):
             raise LedgerError(f"cannot reach the ledger database {where} ({first}) — start it "
                               f"(`make team-server`) or fix {LEDGER_URI_ENV}") from None
         raise LedgerError(f"ledger {where}: {first} — check {LEDGER_URI_ENV} and the database"
