@@ -24,12 +24,13 @@ import pytest
 from crypto_forecast.data.synthetic import synthetic_prices
 from tests.helpers import TINY_PARAMS, new_project, project_env, run
 
-# The scenario runs the pipeline 8 times (~3 min on 2 cores): CI runs it (`pytest -m long`).
+# 20 daily refreshes, then a replay of the same days, and the faults (~9 min on 2 cores): CI runs
+# them (`pytest -m long`).
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 FIRST = dt.date(2022, 12, 1)  # the first as-of day of the scenario
-DAYS = 6
-EVERY = 3  # refresh.retrain_every_days: retrains as of FIRST, FIRST+3, FIRST+6 ...
+DAYS = 20
+EVERY = 7  # refresh.retrain_every_days: retrains as of FIRST, FIRST+7, FIRST+14
 REFRESH = ["python", "-m", "crypto_forecast", "refresh"]
 EXPORT = ["python", "-m", "crypto_forecast", "ledger", "export"]
 
