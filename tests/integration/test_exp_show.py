@@ -86,9 +86,11 @@ def test_exp_show_fits_120_columns(project: Path, tmp_path: Path) -> None:
         assert "…" not in rows[name], table
     assert re.search(r"\s16\s", rows["bs16"]) and re.search(r"\s8\s", rows["seed8"])
 
-    # The plain command keeps the names and the first headline metrics whole.
+    # The plain command folds every group but its first column and still fits; with the
+    # live.yaml params group (as_of, train_cut) beside params.yaml's, rich also shortens the
+    # names (`[bs1…`), so only the first headline metric of each row is whole. `make exps`
+    # (above) is the comparison the README gives.
     plain = _ok(["dvc", "exp", "show", "--no-pager"], project, env)
-    plain_rows = _rows(plain)
-    assert {"seed8", "bs16"} <= set(plain_rows), plain
-    assert "skill_h1" in next(line for line in plain.splitlines() if "Experiment" in line)
-    assert _cell(headline["seed8"]["skill_h1"]) in plain_rows["seed8"], plain
+    assert max(len(line) for line in plain.splitlines()) <= 120, plain
+    for name in ("seed8", "bs16"):
+        assert _cell(headline[name]["skill_h1"]) in plain, (name, plain)
