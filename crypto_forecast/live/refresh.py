@@ -94,9 +94,7 @@ def run_dvc_repro(env: dict[str, str] | None = None, *, echo: bool = True) -> li
     """`dvc repro` in the working directory; returns the stages it ran. With `echo` its output
     passes through as it comes; without, it is kept and shown only if the run fails. Stage
     commands use the `python` of this interpreter's environment."""
-    bin_dir = str(Path(sys.executable).parent)
-    run_env = {**os.environ, **(env or {})}
-    run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
+    run_env = _dvc_env(env)
     ran: list[str] = []
     kept: list[str] = []
     cmd = [sys.executable, "-m", "dvc", "repro"]
@@ -133,10 +131,16 @@ def _restore(previous: str | None) -> None:
         paths.LIVE_PARAMS.unlink(missing_ok=True)
     else:
         atomic.write_text(paths.LIVE_PARAMS, previous)
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    subprocess.run([sys.executable, "-m", "dvc", "checkout", "--quiet"], env=env,
+    subprocess.run([sys.executable, "-m", "dvc", "checkout", "--quiet"], env=_dvc_env(),
                    check=False, capture_output=True)
+
+
+def _dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment DVC runs in: this interpreter's folder first on PATH, so that stage
+    commands (`python -m stages.x`) use the same environment even outside an activated venv."""
+    env = {**os.environ, **(extra or {})}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def served_forecast(ticker: str, as_of: dt.date
