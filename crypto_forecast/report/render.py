@@ -9,6 +9,7 @@ import base64
 import html
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -334,6 +335,11 @@ def render_chart(history: pd.Series, fc: pd.DataFrame, ticker: str, names: list[
     title = f"{ticker}: last {len(history)} days and {len(fc)}-day forecast"
     if synthetic:
         title += "  [SYNTHETIC DATA]"
+    return price_chart_png(fig, ax, title)
+
+
+def price_chart_png(fig: Any, ax: Any, title: str) -> bytes:
+    """Title, price axis, grid, legend and dated ticks, then the figure as PNG bytes."""
     ax.set_title(title)
     ax.set_ylabel("price (USD)")
     ax.grid(alpha=0.3)

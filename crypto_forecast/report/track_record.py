@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd
 
 from crypto_forecast.io.contracts import EvaluationReport
+from crypto_forecast.report.render import price_chart_png
 
 WINDOW_TITLES = {"all": "whole record", "last_90": "last 90 origins", "last_30": "last 30 origins"}
 
@@ -107,11 +107,5 @@ def render_cones(closes: pd.Series, export: pd.DataFrame, ticker: str, band: str
                         label=f"{band} % band" if i == 0 else None)
         ax.plot(days, [start_close, *cone["forecast"]], color="#d35400", lw=0.8, alpha=0.6,
                 label="served forecasts" if i == 0 else None)
-    ax.set_title(f"{ticker}: the last {len(kept)} served forecasts against what happened")
-    ax.set_ylabel("price (USD)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
-    fig.autofmt_xdate()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
-    return buf.getvalue()
+    return price_chart_png(fig, ax, f"{ticker}: the last {len(kept)} served forecasts against "
+                                    "what happened")
