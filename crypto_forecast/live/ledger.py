@@ -206,6 +206,12 @@ def database_errors(where: str) -> Iterator[None]:
     """Turn a database failure into one LedgerError line that names the store and the fix."""
     try:
         yield
+    except (UnicodeDecodeError, ValueError) as exc:
+        # A damaged byte inside a stored value: sqlite3 cannot decode the text, or SQLAlchemy
+        # cannot parse the date, while reading the rows (not a SQLAlchemyError).
+        raise LedgerError(f"{where} holds a damaged value ({type(exc).__name__}: "
+                          f"{str(exc)[:80]}) — restore it from a backup, or move it aside (a new "
+                          "ledger starts empty)") from None
     except sa_exc.SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         first = detail[0] if detail else type(exc).__name__

@@ -222,6 +222,24 @@ def good_ledger(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
+def test_a_damaged_text_byte_is_one_error_line(good_ledger: bytes, tmp_path: Path) -> None:
+    """Found by the property below: byte 0x80 inside a stored text value made sqlite3 raise
+    UnicodeDecodeError while the rows were read."""
+    damaged = bytearray(good_ledger)
+    for offset in range(len(damaged) - 1, 0, -1):  # the last text byte of the last page
+        if 0x41 <= damaged[offset] <= 0x7A:
+            damaged[offset] = 0x80
+            break
+    path = tmp_path / "ledger.db"
+    path.write_bytes(bytes(damaged))
+    try:
+        with Ledger.open(ledger_uri(path)) as ledger:
+            export(ledger)
+            ledger.refreshes()
+    except LedgerError as exc:
+        assert "\n" not in str(exc) and " — " in str(exc)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_damage_is_an_error_line_or_a_readable_ledger(
