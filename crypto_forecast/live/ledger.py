@@ -307,12 +307,7 @@ class Ledger:
         query = query.order_by(t.c.as_of.desc(), t.c.id.desc()).limit(1)
         with database_errors(self.where), self._engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        if row is None:
-            return None
-        return RefreshFacts(ticker=row["ticker"], as_of=row["as_of"], origin=row["origin"],
-                            trained_through=row["trained_through"], retrained=row["retrained"],
-                            reason=row["reason"], params_digest=row["params_digest"],
-                            stages=tuple(s for s in row["stages"].split(",") if s))
+        return None if row is None else _refresh_facts(row)
 
     def refreshes(self, ticker: str | None = None) -> list[RefreshFacts]:
         """Every refresh that wrote something, oldest first."""
@@ -322,10 +317,7 @@ class Ledger:
             query = query.where(t.c.ticker == ticker)
         with database_errors(self.where), self._engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [RefreshFacts(ticker=r["ticker"], as_of=r["as_of"], origin=r["origin"],
-                             trained_through=r["trained_through"], retrained=r["retrained"],
-                             reason=r["reason"], params_digest=r["params_digest"],
-                             stages=tuple(s for s in r["stages"].split(",") if s)) for r in rows]
+        return [_refresh_facts(r) for r in rows]
 
     def closes(self, ticker: str) -> list[tuple[dt.date, float]]:
         """The closes the refreshes saw for `ticker` (the first value seen for each day)."""
@@ -448,6 +440,14 @@ class Ledger:
                 log.warning("%s %s: the source now says close %.10g, the ledger kept %.10g "
                             "(first seen)", ticker, day, value, seen)
         return new
+
+
+def _refresh_facts(row: Any) -> RefreshFacts:
+    """A `refreshes` row as RefreshFacts (the stages column is comma-separated)."""
+    return RefreshFacts(ticker=row["ticker"], as_of=row["as_of"], origin=row["origin"],
+                        trained_through=row["trained_through"], retrained=row["retrained"],
+                        reason=row["reason"], params_digest=row["params_digest"],
+                        stages=tuple(s for s in row["stages"].split(",") if s))
 
 
 def _same(kept: Sequence[Any], forecast: ServedForecast) -> bool:
