@@ -25,10 +25,13 @@ venv: $(STAMP)
 # Ends on the served forecast. Commit dvc.lock after it (DVC's hint above says so): it is the
 # baseline `dvc exp show`, `dvc metrics diff` and queued experiments compare against.
 repro: venv
+	@python -m crypto_forecast check
 	dvc repro
 	@echo
-	@python -c "import pandas as pd; print(pd.read_csv('reports/forecast.csv').to_string(index=False))"
-	@echo "the served forecast, from reports/forecast.md (.html, .png); keep this run as your baseline:"
+	@python -c "import pandas as pd; from crypto_forecast.params import load_params; \
+	[print(f'{t}:', pd.read_csv(f'reports/{t}/forecast.csv').to_string(index=False), sep='\n') for t in load_params().download.tickers]"
+	@echo "the served forecasts, from reports/<TICKER>/forecast.md (.html, .png), and the portfolio in"
+	@echo "reports/summary.md (.html); keep this run as your baseline:"
 	@echo "  git add dvc.lock && git commit -m 'pipeline run'"
 
 # The browser test needs Debian's chromium: installed here by browser-deps (apt, root/sudo).
@@ -81,7 +84,7 @@ ui: venv
 #   make promote RUN=<mlflow run id>     make promote VERSION=3     MODEL=eth-usd-lstm (another name)
 promote: venv
 	@test -n "$(RUN)$(VERSION)" || { echo "usage: make promote RUN=<mlflow run id>  (or VERSION=<n>) [MODEL=<registered name>]" >&2; exit 2; }
-	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION)) $(if $(MODEL),--model $(MODEL))
+	python -m stages.promote $(if $(RUN),--run $(RUN),--version $(VERSION)) $(if $(MODEL),--model $(MODEL)) $(if $(TICKER),--ticker $(TICKER))
 
 # Run the pipeline as of a morning (default: today, UTC), retrain when due, and record the
 # served forecast in the ledger (ledger.db, or CRYPTO_FORECAST_LEDGER_URI):
@@ -104,7 +107,7 @@ ledger-export: venv
 # The registered forecaster over REST on 127.0.0.1 (MLflow's scoring server):
 #   make serve            make serve PORT=5002        make serve ALIAS=candidate
 serve: venv
-	python -m stages.serve --port $${PORT:-5001} --alias $${ALIAS:-champion}
+	python -m stages.serve --port $${PORT:-5001} --alias $${ALIAS:-champion} $(if $(TICKER),--ticker $(TICKER))
 
 # Debian's chromium for the browser test (tests/integration/test_browser.py); apt needs
 # root or sudo. A no-op when chromium is already there.

@@ -25,12 +25,12 @@ from typing import Any
 REL_TOL = 1e-9
 FILES = (
     "reports/metrics.json",
-    "reports/evaluation.json",
-    "reports/forecast.csv",
-    "reports/plots/training_history.csv",
-    "reports/plots/test_predictions.csv",
-    "reports/plots/backtest_by_horizon.csv",
-    "reports/plots/test_horizon_forecasts.csv",
+    "reports/ETH-USD/evaluation.json",
+    "reports/ETH-USD/forecast.csv",
+    "reports/ETH-USD/plots/training_history.csv",
+    "reports/ETH-USD/plots/test_predictions.csv",
+    "reports/ETH-USD/plots/backtest_by_horizon.csv",
+    "reports/ETH-USD/plots/test_horizon_forecasts.csv",
 )
 # evaluation.json's registry state: which champion the gate met, and its score.
 REGISTRY_KEYS = ("serving.champion", "serving.champion_skill_mean")

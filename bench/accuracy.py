@@ -61,7 +61,7 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
     try:
         shutil.copytree(source, work, dirs_exist_ok=True)
         params = yaml.safe_load((source / "params.yaml").read_text())
-        params["download"].update({"ticker": ticker, "source": "csv", "csv_path": str(csv)})
+        params["download"].update({"tickers": [ticker], "source": "csv", "csv_path": str(csv)})
         params["preprocess"]["target"] = target
         for assignment in overrides:
             _set(params, assignment)
@@ -80,8 +80,8 @@ def run_one(source: Path, csv: Path, ticker: str, target: str, overrides: list[s
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
             raise SystemExit(f"dvc repro failed for {ticker} {target} in {work}:\n{tail}")
         metrics = json.loads((work / "reports" / "metrics.json").read_text())
-        evaluation = EvaluationReport.read(work / "reports" / "evaluation.json", "evaluate")
-        info = json.loads((work / "models" / "train_info.json").read_text())
+        evaluation = EvaluationReport.read(work / "reports" / ticker / "evaluation.json", "evaluate")
+        info = json.loads((work / "models" / ticker / "train_info.json").read_text())
         with sqlite3.connect(work / "mlflow.db") as db:
             timing = dict(db.execute(
                 "select key, value from latest_metrics where run_uuid=? and key in "

@@ -229,11 +229,12 @@ def worker_backtest(repeats: int) -> dict[str, Any]:
 
     params = load_params()
     horizon, window = params.evaluate.horizon, params.preprocess.window
-    series = read_series()
+    where = paths.for_ticker(params.download.tickers[0])
+    series = read_series(where.series)
     t0 = time.perf_counter()
-    net = load_network(paths.MODEL)
+    net = load_network(where.model)
     load_s = time.perf_counter() - t0
-    model = load_model(paths.MODEL)
+    model = load_model(where.model)
     origins, _ = split_origins(series["split"].to_numpy(), "test")
     scaled = series["scaled"].to_numpy(dtype=np.float64)
     x = input_windows(scaled, origins, window)
@@ -417,7 +418,7 @@ def bench_stage(work: Path, env: dict[str, str], timings: Path) -> dict[str, Any
             run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(stamp), sys.executable, "-m",
                  "stages.train"], work, env)
             wall, rss, cpu = read_time(stamp)
-            info = json.loads((work / "models" / "train_info.json").read_text())
+            info = json.loads((work / "models" / "ETH-USD" / "train_info.json").read_text())
             epochs = int(info["epochs_run"])
             print(f"  plain-Keras TensorFlow process, {epochs} epochs", file=sys.stderr, flush=True)
             plain = timings / f"plain-{backend}.time"

@@ -56,7 +56,7 @@ def workspace(dest: Path, csv: Path, commit: str | None) -> dict[str, str]:
     current = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["download"].update({"source": "csv", "csv_path": str(csv),
-                               "ticker": csv.stem})
+                               "tickers": [csv.stem]})
     params["preprocess"]["target"] = current["preprocess"]["target"]
     for key in ("epochs", "patience", "seed", "batch_size", "learning_rate"):
         params["train"][key] = current["train"][key]
@@ -80,7 +80,8 @@ def time_train(work: Path, env: dict[str, str]) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"stages.train failed in {work}:\n{done.stderr[-2000:]}")
-    info = json.loads((work / "models" / "train_info.json").read_text())
+    ticker = yaml.safe_load((work / "params.yaml").read_text())["download"]["tickers"][0]
+    info = json.loads((work / "models" / ticker / "train_info.json").read_text())
     return {"wall_seconds": round(wall, 1), "fit_seconds": info.get("train_seconds"),
             "networks": 1 + len(info.get("folds", [])), "epochs_run": info.get("epochs_run")}
 

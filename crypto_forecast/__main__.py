@@ -3,6 +3,7 @@
     refresh [--as-of YYYY-MM-DD] [--ledger PATH]   run the pipeline as of a morning, record it
     replay --from D1 --to D2 [--ledger PATH]      the refresh as of every day, its own ledger
     ledger export [--csv FILE] [--ticker T] [--ledger PATH]   the ledger as CSV
+    check                                         validate params.yaml and live.yaml
 
 Every command ends like a stage: one ERROR line naming the problem and the fix, and a
 non-zero exit, for anything a user can cause.
@@ -55,6 +56,11 @@ def parser() -> argparse.ArgumentParser:
                         help="the replay's SQLite ledger (default: ledger-replay.db in the "
                              "project root)")
 
+    commands.add_parser(
+        "check", help="validate params.yaml and live.yaml (make repro runs it first)",
+        description="Validate params.yaml and live.yaml, the ticker symbols included, before DVC "
+                    "expands a stage per ticker: one ERROR line naming a bad key or symbol.")
+
     ledger = commands.add_parser("ledger", help="read the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     export = ledger_commands.add_parser("export", help="every served forecast as CSV")
@@ -75,6 +81,19 @@ def command(args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
                 sys.exit(ALARM_EXIT)
 
         return "refresh", run_refresh
+
+    if args.command == "check":
+        def run_check() -> None:
+            import logging
+
+            from crypto_forecast.params import load_live, load_params
+
+            tickers = load_params().download.tickers
+            load_live()
+            logging.getLogger("crypto_forecast.check").info(
+                "params.yaml and live.yaml are valid; tickers: %s", ", ".join(tickers))
+
+        return "check", run_check
 
     if args.command == "replay":
         from crypto_forecast.live.replay import replay

@@ -203,6 +203,31 @@ def process_state_kept() -> Iterator[None]:
             os.environ.update(env)
 
 
+def argv_ticker() -> str | None:
+    """The ticker a matrix stage runs for: `python -m stages.train ETH-USD` (dvc.yaml's
+    `${item.ticker}`); None when the command names none."""
+    return sys.argv[1] if len(sys.argv) > 1 else None
+
+
+def stage_ticker(listed: tuple[str, ...], given: str | None, option: str = "") -> str:
+    """The ticker a stage or command works on: `given` if download.tickers lists it, else the
+    only one listed. Raises one ConfigError line otherwise (`option`: how the command is told,
+    e.g. --ticker)."""
+    from crypto_forecast.errors import ConfigError
+
+    if given is None:
+        if len(listed) == 1:
+            return listed[0]
+        how = (f"pass {option} {listed[0]} (make: TICKER={listed[0]})" if option else
+               f"e.g. `dvc repro train@{listed[0]}`")
+        raise ConfigError(f"download.tickers lists {len(listed)} symbols "
+                          f"({', '.join(listed)}) — name one: {how}")
+    if given not in listed:
+        raise ConfigError(f"{given!r} is not in download.tickers ({', '.join(listed)}) — add it "
+                          "to params.yaml, or run one of those")
+    return given
+
+
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Run a stage's `main`, exiting 0 on success and non-zero with one line on user errors.
 

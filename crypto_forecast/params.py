@@ -26,6 +26,7 @@ from crypto_forecast.io import paths
 # Yahoo symbols: letters, digits and . ^ = - (e.g. ETH-USD, ^GSPC, EURUSD=X, BRK.B).
 # No slash, no "..", no spaces: the ticker becomes a file name under data/raw/.
 MAX_LAYERS = 16
+MAX_TICKERS = 200
 _TICKER = re.compile(r"^[A-Za-z0-9^=][A-Za-z0-9.^=-]{0,31}$")
 
 
@@ -33,27 +34,57 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+def check_ticker(value: str) -> str:
+    """A Yahoo symbol that is also a safe folder name (data/<TICKER>/), or a ValueError."""
+    if not _TICKER.match(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a Yahoo symbol such as ETH-USD (letters, digits, '.', '-', '^', "
+            "'='; no '/', '..' or spaces)"
+        )
+    if value != value.upper():
+        raise ValueError(f"{value!r} must be written in capitals, as Yahoo lists it: "
+                         f"{value.upper()}")
+    return value
+
+
 class DownloadParams(_Section):
     """Where the prices come from."""
 
-    ticker: str = "ETH-USD"
+    # The portfolio: each symbol gets its own chain of stages (dvc.yaml's `matrix`), files
+    # (data/<TICKER>/, models/<TICKER>/, reports/<TICKER>/) and registered forecaster.
+    tickers: tuple[str, ...] = ("ETH-USD",)
     start: dt.date = dt.date(2018, 1, 1)
     end: dt.date = dt.date(2024, 1, 1)
     source: Literal["auto", "yahoo", "csv", "synthetic"] = "auto"
+    # source: csv reads <csv_dir>/<TICKER>.csv (Yahoo's export names), or csv_path for a
+    # single ticker. csv_dir is a dependency of every download stage, so editing a file there
+    # reruns download, and the chains of the tickers whose closes changed.
+    csv_dir: str = "prices"
     csv_path: str | None = None
     # A close more than this many times the previous one (or below it by this factor) is
     # implausible for a daily bar: warned about loudly, or refused with on_jump: error.
     max_daily_move: float = Field(10.0, gt=1, le=1e6)
     on_jump: Literal["warn", "error"] = "warn"
 
-    @field_validator("ticker")
+    @field_validator("tickers", mode="before")
     @classmethod
-    def _ticker_is_safe(cls, value: str) -> str:
-        if not _TICKER.match(value) or ".." in value:
-            raise ValueError(
-                "must be a Yahoo symbol such as ETH-USD (letters, digits, '.', '-', '^', '='; "
-                "no '/', '..' or spaces)"
-            )
+    def _tickers_listed(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `-S download.tickers=ETH-USD`: one symbol, not a list
+            return (value,)
+        return value
+
+    @field_validator("tickers")
+    @classmethod
+    def _tickers_are_safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("lists no symbol — list at least one, e.g. [ETH-USD]")
+        if len(value) > MAX_TICKERS:
+            raise ValueError(f"lists {len(value)} symbols; at most {MAX_TICKERS}")
+        for ticker in value:
+            check_ticker(ticker)
+        repeated = sorted({t for t in value if value.count(t) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once — list each symbol once")
         return value
 
     @model_validator(mode="after")
@@ -62,9 +93,17 @@ class DownloadParams(_Section):
             raise ValueError(
                 f"start ({self.start}) must be before end ({self.end}) — swap or fix the dates"
             )
-        if self.source == "csv" and not self.csv_path:
-            raise ValueError("source is 'csv' but csv_path is empty — set download.csv_path")
+        if self.csv_path and len(self.tickers) > 1:
+            raise ValueError(
+                f"csv_path names one file but tickers lists {len(self.tickers)} symbols — set "
+                "download.csv_dir to a folder of <TICKER>.csv files and csv_path to null")
+        if not self.csv_dir.strip():
+            raise ValueError("csv_dir is empty — set it to a folder (the default is prices)")
         return self
+
+    def csv_file(self, ticker: str) -> Path:
+        """The CSV that source: csv reads for `ticker`."""
+        return Path(self.csv_path) if self.csv_path else Path(self.csv_dir) / f"{ticker}.csv"
 
 
 class PreprocessParams(_Section):
@@ -231,14 +270,33 @@ class LiveParams(_Section):
     # is ignored) and forecasts this day and the ones after it.
     as_of: dt.date | None = None
     # The training series holds the closes through this day; it moves only on retrain days.
-    train_cut: dt.date | None = None
+    # One day for every ticker, or a day per ticker ({ETH-USD: "2023-11-30", ...}) when the
+    # refresh retrained some of them only; a ticker the mapping leaves out has no cut.
+    train_cut: dt.date | dict[str, dt.date] | None = None
+
+    @field_validator("train_cut")
+    @classmethod
+    def _cut_keys_are_tickers(cls, value: dt.date | dict[str, dt.date] | None
+                              ) -> dt.date | dict[str, dt.date] | None:
+        if isinstance(value, dict):
+            for ticker in value:
+                check_ticker(ticker)
+        return value
 
     @model_validator(mode="after")
     def _cut_before_as_of(self) -> LiveParams:
-        if self.as_of is not None and self.train_cut is not None and self.train_cut >= self.as_of:
-            raise ValueError(f"train_cut ({self.train_cut}) must be before as_of ({self.as_of}): "
-                             "the networks cannot learn from a close not yet seen")
+        cuts = self.train_cut.values() if isinstance(self.train_cut, dict) else [self.train_cut]
+        for cut in cuts:
+            if self.as_of is not None and cut is not None and cut >= self.as_of:
+                raise ValueError(f"train_cut ({cut}) must be before as_of ({self.as_of}): "
+                                 "the networks cannot learn from a close not yet seen")
         return self
+
+    def cut_for(self, ticker: str) -> dt.date | None:
+        """The training cut of `ticker`."""
+        if isinstance(self.train_cut, dict):
+            return self.train_cut.get(ticker)
+        return self.train_cut
 
     def data_end(self, download: DownloadParams) -> dt.date:
         """The exclusive end of the data window: the as-of day, else download.end."""

@@ -1,13 +1,14 @@
-"""Stage `evaluate`: walk-forward. Every fold's model (trained on the days before its
+"""Stage `evaluate@<TICKER>`: walk-forward. Every fold's model (trained on the days before its
 cut-off) forecasts 1..`horizon` days ahead from every origin up to the next cut-off,
 beside the baselines on the same origins, in price units; conformal bands calibrated on
 each fold's validation slice, their coverage, interval score and pinball loss measured on
 its scored days. The gate then decides what is served (the live model's forecaster or the
 naive one), and both forecasters are logged and registered.
 
-Reads models/, data/processed/series.csv; writes reports/metrics.json (DVC metrics: the headline
-only), reports/evaluation.json (the typed detail forecast and the report read) and the
-plot CSVs under reports/plots/ (DVC plots). Everything is logged to the training's MLflow
+Reads models/<TICKER>/, data/<TICKER>/processed/series.csv; writes under reports/<TICKER>/:
+metrics.json (the ticker's headline, which the summary stage gathers into DVC's metrics),
+evaluation.json (the typed detail forecast, the summary and the report read) and the plot
+CSVs under plots/ (DVC plots). Everything is logged to the training's MLflow
 run first, from memory; the files are written last, so a failure anywhere leaves no new
 output behind.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crypto_forecast.cli import run_stage
+from crypto_forecast.cli import argv_ticker, run_stage, stage_ticker
 from crypto_forecast.data.folds import plan_folds
 from crypto_forecast.data.series import MinMaxScaler
 from crypto_forecast.errors import ArtifactError
@@ -39,7 +40,8 @@ from crypto_forecast.params import Params, load_params
 
 log = logging.getLogger("stages.evaluate")
 
-# The params.yaml sections this stage reads (dvc.yaml declares exactly these).
+# The params.yaml sections this stage reads (dvc.yaml declares exactly these). The ticker
+# comes from the command line (dvc.yaml's matrix).
 PARAM_SECTIONS = ("preprocess", "evaluate", "mlflow", "promote")
 
 
@@ -54,19 +56,20 @@ def _json(obj: object) -> str:
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
 
 
-def outputs(result: Evaluation) -> dict[Path, str]:
+def outputs(result: Evaluation, out: paths.TickerPaths) -> dict[Path, str]:
     """Every file the stage writes, with its content."""
     report = result.report
     return {
-        paths.METRICS: _json(report.headline.metrics_file()),
-        paths.EVALUATION: report.to_json(),
-        paths.TEST_PREDICTIONS: _csv(result.one_step),
-        paths.BACKTEST_BY_HORIZON: _csv(result.by_horizon, index=False),
-        paths.TEST_HORIZON_FORECASTS: _csv(result.horizon_view),
+        out.headline: _json(report.headline.metrics_file()),
+        out.evaluation: report.to_json(),
+        out.test_predictions: _csv(result.one_step),
+        out.backtest_by_horizon: _csv(result.by_horizon, index=False),
+        out.test_horizon_forecasts: _csv(result.horizon_view),
     }
 
 
-def fold_models(info: TrainInfo, series: pd.DataFrame, params: Params) -> list[FoldModel]:
+def fold_models(info: TrainInfo, series: pd.DataFrame, params: Params,
+                out: paths.TickerPaths) -> list[FoldModel]:
     """The folds (in time order) and the live model, each with its network and scaler,
     checked against the series they were trained on."""
     cfg = params.preprocess
@@ -77,19 +80,21 @@ def fold_models(info: TrainInfo, series: pd.DataFrame, params: Params) -> list[F
     if [t.name for t in trained] != [f.name for f in plan] or info.target != cfg.target or any(
             t.val_last != str(dates[f.cutoff - 1].date()) for t, f in zip(trained, plan, strict=True)):
         raise ArtifactError(
-            f"{paths.TRAIN_INFO} was trained for other folds, data or target than "
-            f"{paths.SERIES} and params.yaml — rerun `dvc repro train`")
+            f"{out.train_info} was trained for other folds, data or target than "
+            f"{out.series} and params.yaml — rerun `dvc repro train@{out.ticker}`")
     return [FoldModel(fold=f, network=load_network(Path(t.path)),
                       scaler=MinMaxScaler(t.scaler_min, t.scaler_max))
             for t, f in zip(trained, plan, strict=True)]
 
 
-def main() -> None:
+def main(ticker: str | None = None) -> None:
     params: Params = load_params()
-    info = TrainInfo.read(paths.TRAIN_INFO, "train")
-    series = read_series()
-    meta = read_json(paths.TRAIN_META, "preprocess")
-    models = fold_models(info, series, params)
+    ticker = stage_ticker(params.download.tickers, ticker)
+    out = paths.for_ticker(ticker)
+    info = TrainInfo.read(out.train_info, f"train@{ticker}")
+    series = read_series(out.series)
+    meta = read_json(out.train_meta, f"preprocess@{ticker}")
+    models = fold_models(info, series, params, out)
     net = models[-1].network  # the live model's
     if not isinstance(net, Network):  # fold_models loads every one as a Network
         raise TypeError(type(net))
@@ -104,7 +109,6 @@ def main() -> None:
     from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.evaluate
-    ticker = str(meta.get("ticker", ""))
     forecaster_name = registry.forecaster_model_name(ticker)
     dates = pd.DatetimeIndex(series.index)
     first_scored = str(dates[models[0].fold.cutoff].date())
@@ -122,7 +126,7 @@ def main() -> None:
                       gate=GateThresholds(max_skill_h1=params.promote.max_skill_h1,
                                           max_skill_mean=params.promote.max_skill_mean,
                                           min_gain_vs_champion=params.promote.min_gain_vs_champion))
-    files = outputs(result)
+    files = outputs(result, out)
     serving = result.report.serving
     forecasters = pipeline_forecasters(
         network=net, live=info.live, report=result.report, ticker=ticker,
@@ -148,7 +152,7 @@ def main() -> None:
                     for h, v in enumerate(scored.skill, start=1) if v is not None])
             mlflow.log_table(result.scores, artifact_file="evaluation/scores_by_horizon.json")
             for path, text in files.items():
-                mlflow.log_text(text, f"reports/{path.relative_to(paths.REPORTS_DIR)}")
+                mlflow.log_text(text, f"reports/{path.relative_to(out.reports_dir)}")
             # Both forecasters as MLflow models; the gate's choice becomes `champion`.
             mlflow.set_tags({"served": serving.served, "gate_reasons": "; ".join(serving.reasons)})
             uris = {}
@@ -183,9 +187,9 @@ def main() -> None:
              + report.backtest.calibration_origins, cfg.horizon, result.backtest_seconds)
     log.info("gate: %s", "; ".join(serving.reasons))
     log.info("served: the %s forecaster", "LSTM's" if serving.served == "lstm" else "naive")
-    plots = [p.name for p in files if p.parent == paths.PLOTS_DIR]
-    log.info("wrote %s, %s", paths.METRICS, paths.EVALUATION)
-    log.info("wrote %s/: %s", paths.PLOTS_DIR, ", ".join(plots))
+    plots = [p.name for p in files if p.parent == out.plots_dir]
+    log.info("wrote %s, %s", out.headline, out.evaluation)
+    log.info("wrote %s/: %s", out.plots_dir, ", ".join(plots))
 
 
 def _num(value: float | None) -> str:
@@ -193,4 +197,4 @@ def _num(value: float | None) -> str:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main)
+    run_stage("evaluate", lambda: main(argv_ticker()))

@@ -1,7 +1,8 @@
-"""Stage `forecast`: a recursive multi-day forecast from the last date in the data, with
-the conformal bands evaluate calibrated (read from reports/evaluation.json), and the report
-a person reads (reports/forecast.{csv,md,html,png}). Everything is logged to the training's
-run first, from memory; the files are written last, so a failure leaves no new output.
+"""Stage `forecast@<TICKER>`: a recursive multi-day forecast from the last date in the data,
+with the conformal bands evaluate calibrated (read from reports/<TICKER>/evaluation.json), and
+the report a person reads (reports/<TICKER>/forecast.{csv,md,html,png}), and the ticker's card
+for the summary (reports/cards/<TICKER>.json). Everything is logged to the training's run
+first, from memory; the files are written last, so a failure leaves no new output.
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import math
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from crypto_forecast.cli import run_stage
+from crypto_forecast.cli import argv_ticker, run_stage, stage_ticker
 from crypto_forecast.errors import ArtifactError, DataError
 from crypto_forecast.io import atomic, paths
 from crypto_forecast.io.artifacts import read_json, read_series
 from crypto_forecast.io.atomic import artifact_errors
-from crypto_forecast.io.contracts import EvaluationReport, TrainInfo
+from crypto_forecast.io.contracts import CardDay, EvaluationReport, TickerCard, TrainInfo
 from crypto_forecast.model.numpy_net import load_network
 from crypto_forecast.params import load_params
 from crypto_forecast.report.render import ReportContext, render_chart, render_html, render_markdown
@@ -28,19 +30,22 @@ from crypto_forecast.serving.price_forecaster import ForecastInputError
 
 log = logging.getLogger("stages.forecast")
 
-# The params.yaml sections this stage reads (dvc.yaml declares exactly these).
+# The params.yaml sections this stage reads (dvc.yaml declares exactly these). The ticker
+# comes from the command line (dvc.yaml's matrix).
 PARAM_SECTIONS = ("preprocess", "forecast", "mlflow")
 
 
-def main() -> None:
+def main(ticker: str | None = None) -> None:
     params = load_params()
-    train_info = TrainInfo.read(paths.TRAIN_INFO, "train")
+    ticker = stage_ticker(params.download.tickers, ticker)
+    out = paths.for_ticker(ticker)
+    train_info = TrainInfo.read(out.train_info, f"train@{ticker}")
     info = train_info.model_dump(mode="json")
-    meta = read_json(paths.RAW_META, "download")
-    evaluation = EvaluationReport.read(paths.EVALUATION, "evaluate")
-    series = read_series(paths.LATEST_SERIES)
+    meta = read_json(out.raw_meta, f"download@{ticker}")
+    evaluation = EvaluationReport.read(out.evaluation, f"evaluate@{ticker}")
+    series = read_series(out.latest_series)
 
-    net = load_network(paths.MODEL)
+    net = load_network(out.model)
 
     import mlflow
 
@@ -49,12 +54,11 @@ def main() -> None:
     from crypto_forecast.tracking.store import mlflow_errors
 
     cfg = params.forecast
-    ticker = str(meta.get("ticker", "?"))
     if cfg.horizon > evaluation.backtest.horizon:
         raise ArtifactError(
-            f"{paths.EVALUATION} has bands for {evaluation.backtest.horizon} days, fewer than "
-            f"forecast.horizon={cfg.horizon} — rerun `dvc repro evaluate` (forecast.horizon must "
-            "not exceed evaluate.horizon)")
+            f"{out.evaluation} has bands for {evaluation.backtest.horizon} days, fewer than "
+            f"forecast.horizon={cfg.horizon} — rerun `dvc repro evaluate@{ticker}` "
+            "(forecast.horizon must not exceed evaluate.horizon)")
     # The same forecasters evaluate registered: what is served is what this report shows.
     forecasters = pipeline_forecasters(
         network=net, live=train_info.live, report=evaluation, ticker=ticker,
@@ -68,7 +72,7 @@ def main() -> None:
             fc["lstm_forecast"] = forecasters["lstm"].forecast(closes)["forecast"].head(cfg.horizon)
     except ForecastInputError as exc:
         raise DataError(
-            f"{paths.LATEST_SERIES}: the served forecaster cannot use the latest closes ({exc}) "
+            f"{out.latest_series}: the served forecaster cannot use the latest closes ({exc}) "
             "— fix those rows of the source data; download.on_jump: error refuses such data at "
             "download") from None
     fc = fc.set_index(pd.DatetimeIndex(fc.pop("date"), name="date"))
@@ -88,10 +92,20 @@ def main() -> None:
     fc.to_csv(csv, date_format="%Y-%m-%d", float_format="%.4f")
     png = render_chart(series["close"].iloc[-cfg.history_days:], fc, ticker, widths,
                        ctx.source_used == "synthetic")
+    card = TickerCard(
+        ticker=ticker, source_used=ctx.source_used, data_first=ctx.data_first,
+        data_last=ctx.data_last, last_close=float(series["close"].iloc[-1]),
+        data_sha256=ctx.sha256, run_id=ctx.run_id, served=served,
+        reasons=list(evaluation.serving.reasons), headline=evaluation.headline,
+        days=[CardDay(date=str(day.date()), forecast=float(row["forecast"]),
+                      lower={w: _finite(row.get(f"lower_{w}")) for w in widths},
+                      upper={w: _finite(row.get(f"upper_{w}")) for w in widths})
+              for day, (_, row) in zip(pd.DatetimeIndex(fc.index), fc.iterrows(), strict=True)])
     texts = {
-        paths.FORECAST_CSV: csv.getvalue(),
-        paths.FORECAST_MD: render_markdown(ctx, evaluation, fc, paths.FORECAST_PNG.name),
-        paths.FORECAST_HTML: render_html(ctx, evaluation, fc, png),
+        out.card: card.to_json(),
+        out.forecast_csv: csv.getvalue(),
+        out.forecast_md: render_markdown(ctx, evaluation, fc, out.forecast_png.name),
+        out.forecast_html: render_html(ctx, evaluation, fc, png),
     }
     with runs.stage_run(params.mlflow.experiment, run_id=str(info["run_id"]), stage="forecast"):
         runs.tag_stage_params(params, "forecast")
@@ -99,19 +113,26 @@ def main() -> None:
                            "check the store is writable and rerun; no output was written"), \
                 artifact_errors("forecast"):
             for path, text in texts.items():
-                mlflow.log_text(text, f"reports/{path.name}")
+                if path != out.card:
+                    mlflow.log_text(text, f"reports/{path.name}")
             # MLflow has no log_bytes: the PNG goes through a private temporary folder.
             with tempfile.TemporaryDirectory() as tmp:
-                staged = Path(tmp) / paths.FORECAST_PNG.name
+                staged = Path(tmp) / out.forecast_png.name
                 staged.write_bytes(png)
                 mlflow.log_artifact(str(staged), "reports")
         # Last, once everything else has worked: all outputs in one atomic step.
-        atomic.write_all({paths.FORECAST_PNG: png, **texts})
+        atomic.write_all({out.forecast_png: png, **texts})
     log.info("served (%s) forecast %s .. %s: %s", served, fc.index[0].date(), fc.index[-1].date(),
              ", ".join(f"{v:,.0f}" for v in fc["forecast"]))
-    log.info("wrote %s/: %s", paths.REPORTS_DIR,
-             ", ".join(p.name for p in (paths.FORECAST_CSV, paths.FORECAST_MD, paths.FORECAST_HTML,
-                                        paths.FORECAST_PNG)))
+    log.info("wrote %s/: %s", out.reports_dir,
+             ", ".join(p.name for p in (out.forecast_csv, out.forecast_md, out.forecast_html,
+                                        out.forecast_png)))
+
+
+def _finite(value: object) -> float | None:
+    """A band bound as the card holds it: a number, or None where the band is unbounded."""
+    number = float(value) if isinstance(value, (int, float)) else float("nan")
+    return number if math.isfinite(number) else None
 
 
 def _trained_through(series: pd.DataFrame) -> str:
@@ -121,4 +142,4 @@ def _trained_through(series: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    run_stage("forecast", main)
+    run_stage("forecast", lambda: main(argv_ticker()))

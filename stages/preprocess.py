@@ -1,7 +1,8 @@
-"""Stage `preprocess`: Close only, chronological split, what the network models (the price
-or the daily log return), scaler fitted on train, windows.
+"""Stage `preprocess@<TICKER>`: Close only, chronological split, what the network models (the
+price or the daily log return), scaler fitted on train, windows.
 
-Reads data/raw/<TICKER>.csv; writes data/processed/{series.csv, scaler.json, windows.npz}
+Reads data/<TICKER>/raw/<TICKER>.csv; writes data/<TICKER>/processed/{series.csv, scaler.json,
+windows.npz}
 from the closes through live.yaml's training cut (all of them without one), latest.csv (those
 plus the closes after the cut, for forecast) and train_meta.json (the training closes' meta).
 """
@@ -16,7 +17,7 @@ from hashlib import sha256
 import numpy as np
 import pandas as pd
 
-from crypto_forecast.cli import run_stage
+from crypto_forecast.cli import argv_ticker, run_stage, stage_ticker
 from crypto_forecast.data.series import (
     split_and_scale,
     split_windows,
@@ -29,18 +30,21 @@ from crypto_forecast.params import load_live, load_params
 
 log = logging.getLogger("stages.preprocess")
 
-# The params.yaml sections this stage reads (dvc.yaml declares exactly these).
-PARAM_SECTIONS = ("download", "preprocess")
+# The params.yaml sections this stage reads (dvc.yaml declares exactly these), and its keys
+# of live.yaml. The ticker comes from the command line (dvc.yaml's matrix).
+PARAM_SECTIONS = ("preprocess",)
 LIVE_KEYS = ("train_cut",)
 
 
-def main() -> None:
+def main(ticker: str | None = None) -> None:
     params = load_params()
+    ticker = stage_ticker(params.download.tickers, ticker)
+    out = paths.for_ticker(ticker)
     cfg = params.preprocess
-    cut = load_live().train_cut
-    raw = read_raw(params.download.ticker)
-    raw_meta = read_json(paths.RAW_META, "download")
-    log.info("read %d daily closes from %s", len(raw), paths.raw_csv(params.download.ticker))
+    cut = load_live().cut_for(ticker)
+    raw = read_raw(ticker)
+    raw_meta = read_json(out.raw_meta, f"download@{ticker}")
+    log.info("read %d daily closes of %s from %s", len(raw), ticker, out.raw_csv)
     closes = raw["Close"]
     if cut is not None:
         closes = closes[closes.index <= pd.Timestamp(cut)]
@@ -56,24 +60,24 @@ def main() -> None:
                  frame.index[targets.stop - len(y)].date(), frame.index[targets.stop - 1].date())
     buf = io.BytesIO()
     np.savez(buf, allow_pickle=False, **arrays)
-    atomic.write_bytes(paths.WINDOWS, buf.getvalue())
-    atomic.write_json(paths.SCALER, {**scaler.to_json(), "target": cfg.target})
+    windows = buf.getvalue()
+    scaler_json = atomic.json_text({**scaler.to_json(), "target": cfg.target})
     # The training closes' meta: what download said, for the rows through the cut. Keys that
     # move daily (the as-of day) stay out, so train and evaluate rerun only when the cut moves.
-    raw_bytes = paths.raw_csv(params.download.ticker).read_bytes()
+    raw_bytes = out.raw_csv.read_bytes()
     train_meta = {key: value for key, value in raw_meta.items() if key != "as_of"}
     if cut is not None:
         train_meta.update(rows=len(frame), last_date=str(frame.index[-1].date()),
                           sha256=sha256(training_csv_bytes(raw_bytes, cut)).hexdigest())
     train_meta["train_cut"] = str(cut) if cut is not None else None
-    atomic.write_all({paths.SERIES: _csv(frame),
-                      paths.LATEST_SERIES: _csv(with_live_rows(frame, raw["Close"])),
-                      paths.TRAIN_META: json.dumps(train_meta, indent=2) + "\n"})
+    atomic.write_all({out.windows: windows, out.scaler: scaler_json, out.series: _csv(frame),
+                      out.latest_series: _csv(with_live_rows(frame, raw["Close"])),
+                      out.train_meta: json.dumps(train_meta, indent=2) + "\n"})
     log.info("target %s; scaler fitted on %d training days: min %.6g, max %.6g",
              cfg.target, split.train_end, scaler.data_min, scaler.data_max)
-    log.info("wrote %s/: %s", paths.PROCESSED_DIR, ", ".join(
-        p.name for p in (paths.WINDOWS, paths.SCALER, paths.SERIES, paths.LATEST_SERIES,
-                         paths.TRAIN_META)))
+    log.info("wrote %s/: %s", out.processed_dir, ", ".join(
+        p.name for p in (out.windows, out.scaler, out.series, out.latest_series,
+                         out.train_meta)))
 
 
 def _csv(frame: pd.DataFrame) -> str:
@@ -83,4 +87,4 @@ def _csv(frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    run_stage("preprocess", main)
+    run_stage("preprocess", lambda: main(argv_ticker()))

@@ -13,7 +13,7 @@ import logging
 import re
 from typing import NoReturn
 
-from crypto_forecast.cli import run_stage
+from crypto_forecast.cli import run_stage, stage_ticker
 from crypto_forecast.errors import ConfigError
 from crypto_forecast.params import load_params
 
@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", metavar="RUN_ID", help="the MLflow run that trained the model")
     which.add_argument("--version", type=_positive, help="the registered model version")
-    parser.add_argument("--model", help="registered model name (default: <download.ticker>-forecaster, "
+    parser.add_argument("--ticker", help="the ticker whose forecaster to promote (default: the "
+                        "one download.tickers lists; name one when it lists several)")
+    parser.add_argument("--model", help="registered model name (default: <ticker>-forecaster, "
                         "what `make serve` answers with; <ticker>-lstm is the bare network)")
     parser.add_argument("--kind", choices=("lstm", "naive"), default="lstm",
                         help="with --run: which of the run's forecasters (default lstm)")
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
                           "characters) — copy it from models/train_info.json or the MLflow UI")
     from crypto_forecast.tracking import registry
 
-    name = args.model or registry.forecaster_model_name(load_params().download.ticker)
+    name = args.model or registry.forecaster_model_name(
+        stage_ticker(load_params().download.tickers, args.ticker, option="--ticker"))
     version = registry.promote(name, run_id=args.run, version=args.version, alias=args.alias,
                                kind=args.kind, by=_who())
     log.info("%s@%s -> version %d (load it as models:/%s@%s)", name, args.alias, version,

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 
-from crypto_forecast.cli import run_stage
+from crypto_forecast.cli import run_stage, stage_ticker
 from crypto_forecast.errors import ConfigError, TrackingError
 
 log = logging.getLogger("stages.serve")
@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow binding an address other than loopback")
-    parser.add_argument("--model", help="registered model name (default <download.ticker>-forecaster)")
+    parser.add_argument("--ticker", help="serve this ticker's forecaster (default: the one "
+                        "download.tickers lists; name one when it lists several)")
+    parser.add_argument("--model", help="registered model name (default <ticker>-forecaster)")
     parser.add_argument("--alias", default="champion", help="alias to serve (default champion)")
     parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
     return parser.parse_args(argv)
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     from crypto_forecast.tracking import registry
     from crypto_forecast.tracking.store import connect
 
-    name = args.model or registry.forecaster_model_name(load_params().download.ticker)
+    name = args.model or registry.forecaster_model_name(
+        stage_ticker(load_params().download.tickers, args.ticker, option="--ticker"))
     uri = connect()
     version = registry.alias_version(name, args.alias)
     if version is None:

@@ -1,9 +1,10 @@
-"""Stage `train`: fit the live model and one model per walk-forward fold, side by side.
+"""Stage `train@<TICKER>`: fit the live model and one model per walk-forward fold, side by side.
 
-Reads data/processed/series.csv; writes models/model.keras (the live model: every day but
-the latest `val_fraction`, which stopped its training early), models/folds/fold_<k>.keras
-(each trained on the days before its cut-off only), models/train_info.json and
-reports/plots/training_history.csv (the live model's loss curves). Opens the MLflow run
+Reads data/<TICKER>/processed/series.csv; writes models/<TICKER>/model.keras (the live model:
+every day but the latest `val_fraction`, which stopped its training early),
+models/<TICKER>/folds/fold_<k>.keras (each trained on the days before its cut-off only),
+models/<TICKER>/train_info.json and reports/<TICKER>/plots/training_history.csv (the live
+model's loss curves). Opens the MLflow run
 that evaluate and forecast later add to (its id travels in models/train_info.json), with
 one child run per fold. Nothing is written until every fit has worked.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crypto_forecast.cli import run_stage
+from crypto_forecast.cli import argv_ticker, run_stage, stage_ticker
 from crypto_forecast.data.folds import Fold, fold_arrays, plan_folds
 from crypto_forecast.data.series import first_valid
 from crypto_forecast.io import atomic, paths
@@ -32,8 +33,9 @@ from crypto_forecast.params import Params, load_params
 
 log = logging.getLogger("stages.train")
 
-# The params.yaml sections this stage reads (dvc.yaml declares exactly these).
-PARAM_SECTIONS = ("download", "preprocess", "train", "mlflow")
+# The params.yaml sections this stage reads (dvc.yaml declares exactly these). The ticker
+# comes from the command line (dvc.yaml's matrix).
+PARAM_SECTIONS = ("preprocess", "train", "mlflow")
 
 
 def _day(dates: pd.DatetimeIndex, i: int) -> str:
@@ -96,11 +98,13 @@ def describe(fold: Fold, result: FitResult, *, dates: pd.DatetimeIndex, first: i
         train_seconds=round(result.seconds, 3))
 
 
-def main() -> None:
+def main(ticker: str | None = None) -> None:
     params = load_params()
+    ticker = stage_ticker(params.download.tickers, ticker)
+    out = paths.for_ticker(ticker)
     use_backend(params.train.backend)  # checked here, before any process is started
-    meta = read_json(paths.TRAIN_META, "preprocess")
-    series = read_series()
+    meta = read_json(out.train_meta, f"preprocess@{ticker}")
+    series = read_series(out.series)
     cfg, target = params.train, params.preprocess.target
     dates = pd.DatetimeIndex(series.index)
     close = series["close"].to_numpy(dtype=np.float64)
@@ -112,9 +116,8 @@ def main() -> None:
                 for f in order}
     workers = cfg.workers or default_workers(len(order))
     first = params.preprocess.window + first_valid(target)  # the first training target
-    log.info("read %s: %d days of %s (%s), %s .. %s", paths.SERIES, len(series),
-             params.download.ticker, meta.get("source_used", "unknown source"),
-             _day(dates, 0), _day(dates, -1))
+    log.info("read %s: %d days of %s (%s), %s .. %s", out.series, len(series), ticker,
+             meta.get("source_used", "unknown source"), _day(dates, 0), _day(dates, -1))
     for f in order:
         scored = "" if f.is_live else (f"  scored {_day(dates, f.cutoff)}.."
                                        f"{_day(dates, f.score_stop - 1)}")
@@ -129,7 +132,7 @@ def main() -> None:
 
     check_memory(params)
     tags = provenance.run_tags({
-        "ticker": params.download.ticker,
+        "ticker": ticker,
         "source_used": str(meta.get("source_used", "")),
         "data_sha256": str(meta.get("sha256", "")),
         "params_hash": params.digest(),
@@ -144,8 +147,7 @@ def main() -> None:
             log.info("MLflow store %s", tracking_uri())
             runs.log_params({k: v for k, v in params.flat().items()
                              if k.split(".")[0] in PARAM_SECTIONS})
-            runs.log_training_data(meta, params.download.csv_path,
-                                   str(paths.raw_csv(params.download.ticker)))
+            runs.log_training_data(meta, str(out.raw_csv))
             fold_names = [f.name for f in folds[:-1]]
             with runs.child_runs(run_id, fold_names, run_name=name, tags=tags) as child_ids:
                 for f in folds[:-1]:
@@ -187,7 +189,7 @@ def main() -> None:
 
             described = {
                 f.name: describe(f, results[f.name], dates=dates, first=first,
-                                 path=paths.MODEL if f.is_live else paths.fold_model(f.name),
+                                 path=out.model if f.is_live else out.fold_model(f.name),
                                  run_id=run_id if f.is_live else child_ids[f.name],
                                  scaler_min=prepared[f.name][0].data_min,
                                  scaler_max=prepared[f.name][0].data_max)
@@ -199,7 +201,7 @@ def main() -> None:
             keras = configure(cfg.seed)
             model = keras.models.load_model(staging / f"{live.name}.keras", compile=False)
             model_uri = runs.log_keras_model(model, prepared[live.name][1]["x_train"][:2])
-            model_name = registry.registered_model_name(params.download.ticker)
+            model_name = registry.registered_model_name(ticker)
             version = registry.register_model(model_uri, model_name, run_id)
             mlflow.log_dict({**scaler.to_json(), "target": target}, "data/scaler.json")
             mlflow.log_dict(meta, "data/meta.json")
@@ -214,19 +216,19 @@ def main() -> None:
             files: dict[Path, str | bytes] = {
                 Path(d.path): (staging / f"{d.name}.keras").read_bytes()
                 for d in described.values()}
-            files[paths.TRAINING_HISTORY] = history_csv(result.history)
-            files[paths.TRAIN_INFO] = info.to_json()
+            files[out.training_history] = history_csv(result.history)
+            files[out.train_info] = info.to_json()
             atomic.write_all(files)
             # Folds of an earlier run with more folds would linger beside these.
-            for stale in paths.FOLDS_DIR.glob("fold_*.keras"):
+            for stale in out.folds_dir.glob("fold_*.keras"):
                 if stale not in files:
                     stale.unlink()
-            log.info("wrote %s, %s/ (%d folds), %s", paths.MODEL, paths.FOLDS_DIR, len(folds) - 1,
-                     paths.TRAIN_INFO)
-            log.info("wrote %s", paths.TRAINING_HISTORY)
+            log.info("wrote %s, %s/ (%d folds), %s", out.model, out.folds_dir, len(folds) - 1,
+                     out.train_info)
+            log.info("wrote %s", out.training_history)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    run_stage("train", main)
+    run_stage("train", lambda: main(argv_ticker()))

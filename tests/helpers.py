@@ -19,8 +19,9 @@ VENV_BIN = Path(sys.executable).parent
 # Small enough to run the whole pipeline in well under a minute, still the real code paths
 # and the lecture's 30,651-parameter network.
 TINY_PARAMS: dict[str, Any] = {
-    "download": {"ticker": "ETH-USD", "start": "2022-01-01", "end": "2022-12-31",
-                 "source": "synthetic", "csv_path": None},
+    "download": {"tickers": ["ETH-USD"], "start": "2022-01-01", "end": "2022-12-31",
+                 "source": "synthetic", "csv_dir": "prices", "csv_path": None,
+                 "max_daily_move": 10, "on_jump": "warn"},
     "preprocess": {"window": 10, "val_fraction": 0.15, "test_fraction": 0.2, "folds": 2},
     "train": {"units": [50, 50], "epochs": 1, "batch_size": 32, "learning_rate": 0.001,
               "patience": 1, "seed": 7},

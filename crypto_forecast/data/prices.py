@@ -64,14 +64,15 @@ def _price_level(columns: pd.MultiIndex) -> int:
     raise DataError(f"Yahoo frame has no Close column (got {list(columns)})")
 
 
-def read_price_csv(path: Path) -> pd.DataFrame:
-    """Read a Yahoo-format CSV (at least Date and Close) into the canonical frame."""
+def read_price_csv(path: Path, setting: str = "download.csv_path") -> pd.DataFrame:
+    """Read a Yahoo-format CSV (at least Date and Close) into the canonical frame; `setting`
+    is the params key that named the file (for the fix in an error)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise DataError(f"{path} does not exist — check download.csv_path") from None
+        raise DataError(f"{path} does not exist — check {setting}") from None
     except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror}) — check download.csv_path") from None
+        raise DataError(f"{path} cannot be read ({exc.strerror}) — check {setting}") from None
     if size > MAX_CSV_BYTES:
         raise DataError(
             f"{path} is {size / 2**20:.0f} MB, over the {MAX_CSV_BYTES // 2**20} MB limit for "
@@ -82,7 +83,7 @@ def read_price_csv(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, usecols=lambda c: str(c).strip() in {"Date", "Close"})
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} cannot be read as CSV ({exc}) — check download.csv_path") from None
+        raise DataError(f"{path} cannot be read as CSV ({exc}) — check {setting}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"{path} is not a valid CSV ({exc}) — expected Date,Close columns") from None
     raw.columns = [str(c).strip() for c in raw.columns]

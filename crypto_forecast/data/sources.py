@@ -8,7 +8,6 @@ import logging
 import os
 import platform
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crypto_forecast.data.yahoo import fetch_yahoo
@@ -35,22 +34,25 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] | None = None
+def acquire(cfg: DownloadParams, ticker: str, fetch: Callable[..., pd.DataFrame] | None = None
             ) -> tuple[pd.DataFrame, str, str]:
-    """Prices for `cfg` as (frame, source_used, note), trimmed to [start, end)."""
+    """Prices of `ticker` as (frame, source_used, note), trimmed to cfg's [start, end)."""
     import pandas as pd
 
     from crypto_forecast.data.prices import read_price_csv
     from crypto_forecast.data.synthetic import synthetic_prices
 
     if cfg.source == "csv":
-        csv_path = Path(cfg.csv_path or "")  # non-empty: checked by the params model
-        frame, used, note = read_price_csv(csv_path), "csv", f"from {csv_path}"
+        csv_path = cfg.csv_file(ticker)
+        setting = ("download.csv_path" if cfg.csv_path else
+                   f"download.csv_dir (it should hold {ticker}.csv)")
+        frame, used, note = read_price_csv(csv_path, setting), "csv", f"from {csv_path}"
     elif cfg.source == "synthetic":
-        frame, used, note = synthetic_prices(cfg.start, cfg.end), "synthetic", "chosen in params"
+        frame, used, note = (synthetic_prices(cfg.start, cfg.end, ticker), "synthetic",
+                             "chosen in params")
     else:
         try:
-            frame, used, note = (fetch or fetch_yahoo)(cfg.ticker, cfg.start, cfg.end), "yahoo", \
+            frame, used, note = (fetch or fetch_yahoo)(ticker, cfg.start, cfg.end), "yahoo", \
                 "Yahoo Finance"
         except SourceUnavailableError as exc:
             if cfg.source == "yahoo":
@@ -59,11 +61,11 @@ def acquire(cfg: DownloadParams, fetch: Callable[..., pd.DataFrame] | None = Non
                 raise SourceUnavailableError(
                     f"Yahoo cannot be reached ({exc}) and a refresh records real closes only, so "
                     "it will not fall back to synthetic data — retry online, or set "
-                    "download.source: csv with download.csv_path") from None
+                    "download.source: csv with download.csv_dir") from None
             log.warning("!! Yahoo unreachable (%s). FALLING BACK TO SYNTHETIC DATA: a seeded, "
-                        "simulated ETH-like series, NOT real prices. Once online run "
-                        "`dvc repro -f download` for real data.", exc)
-            frame, used, note = (synthetic_prices(cfg.start, cfg.end), "synthetic",
+                        "simulated series, NOT real prices of %s. Once online run "
+                        "`dvc repro -f download@%s` for real data.", exc, ticker, ticker)
+            frame, used, note = (synthetic_prices(cfg.start, cfg.end, ticker), "synthetic",
                                  "fallback: Yahoo unreachable")
     start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end)
     in_range = frame[(frame.index >= start) & (frame.index < end)]

@@ -74,14 +74,14 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
         except YFTickerMissingError as exc:
             raise SourceEmptyError(
                 f"Yahoo has no daily prices for {ticker} in {start} .. {end} ({exc}) — check "
-                "download.ticker (e.g. ETH-USD) and the date range"
+                "download.tickers (e.g. ETH-USD) and the date range"
             ) from None
         except Exception as exc:
             status = _http_status(exc)
             if status in (401, 403, 404):
                 # Yahoo answers an unknown symbol's follow-up lookups with 404.
                 raise SourceEmptyError(
-                    f"Yahoo does not know {ticker} (HTTP {status}) — check download.ticker "
+                    f"Yahoo does not know {ticker} (HTTP {status}) — check download.tickers "
                     "(e.g. ETH-USD)"
                 ) from None
             if status is None and not (_is_network_error(exc) or _is_outage_page(exc)):
@@ -91,7 +91,7 @@ def fetch_yahoo(ticker: str, start: dt.date, end: dt.date, *, session: Any = Non
             if frame is None or frame.empty:
                 raise SourceEmptyError(
                     f"Yahoo returned no rows for {ticker} in {start} .. {end} — check "
-                    "download.ticker (e.g. ETH-USD) and the date range"
+                    "download.tickers (e.g. ETH-USD) and the date range"
                 )
             return normalize_yahoo_frame(frame, ticker)
         if attempt < MAX_ATTEMPTS:

@@ -30,7 +30,7 @@ def read_json(path: Path, produced_by: str) -> dict[str, Any]:
 WINDOW_PARTS = ("train", "val", "test")
 
 
-def read_windows(path: Path = paths.WINDOWS) -> dict[str, np.ndarray]:
+def read_windows(path: Path) -> dict[str, np.ndarray]:
     """The windows preprocess wrote, checked: x_<part> (n, window, 1) and y_<part> (n,),
     finite floats, for train, val and test, one window length throughout."""
     if not path.exists():
@@ -71,7 +71,7 @@ def _windows_problem(arrays: dict[str, np.ndarray]) -> str | None:
     return None
 
 
-def read_series(path: Path = paths.SERIES) -> pd.DataFrame:
+def read_series(path: Path) -> pd.DataFrame:
     """The preprocessed daily series: date index, close, scaled, split."""
     if not path.exists():
         raise ArtifactError(f"{path} is missing — run `dvc repro preprocess` first")
@@ -106,10 +106,12 @@ def read_series(path: Path = paths.SERIES) -> pd.DataFrame:
 
 def read_raw(ticker: str) -> pd.DataFrame:
     """The downloaded Date/Close file, checked again: a damaged or edited file is named."""
-    path = paths.raw_csv(ticker)
+    where = paths.for_ticker(ticker)
+    path = where.raw_csv
     if not path.exists():
-        raise ArtifactError(f"{path} is missing — run `dvc repro download` first")
-    fix = f"restore it with `dvc checkout {paths.RAW_DIR}` or rerun `dvc repro -f download`"
+        raise ArtifactError(f"{path} is missing — run `dvc repro download@{ticker}` first")
+    fix = (f"restore it with `dvc checkout {where.raw_dir}` or rerun "
+           f"`dvc repro -f download@{ticker}`")
     try:  # download wrote and validated it; anything else here is a damaged or edited file
         raw = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
         raw["Close"] = raw["Close"].astype(float)

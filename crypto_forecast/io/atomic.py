@@ -128,4 +128,9 @@ def write_text(target: Path, text: str) -> None:
 
 
 def write_json(target: Path, obj: Any) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_text(target, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """How the pipeline writes JSON: indented, in the given key order, ending in a newline."""
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"

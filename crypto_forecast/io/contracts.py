@@ -286,3 +286,36 @@ class TrainInfo(Contract):
     model_version: int = Field(ge=1)
     live: TrainedModel
     folds: list[TrainedModel] = Field(min_length=1)
+
+
+# --- stage `forecast@<TICKER>` -> summary ---------------------------------------------------
+
+class CardDay(_Part):
+    """One forecast day as served: the forecast and each band (name '80' -> bound)."""
+
+    date: str
+    forecast: Finite
+    lower: dict[str, Score]
+    upper: dict[str, Score]
+
+
+class TickerCard(Contract):
+    """reports/cards/<TICKER>.json: one ticker's row of the portfolio summary, written by its
+    forecast stage from its evaluation and its served forecast. `data_sha256` and
+    `run_id` say which data and training the numbers belong to."""
+
+    ticker: str
+    source_used: str  # yahoo | csv | synthetic
+    data_first: str
+    data_last: str  # the last close the forecast starts from
+    last_close: Finite
+    data_sha256: str
+    run_id: str
+    served: Literal["lstm", "naive"]
+    reasons: list[str]
+    headline: Headline
+    days: list[CardDay] = Field(min_length=1)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source_used == "synthetic"

@@ -84,10 +84,14 @@ def live_yaml(live: LiveParams) -> str:
     def show(day: dt.date | None) -> str:
         return "null" if day is None else f'"{day.isoformat()}"'
 
-    return ("# Written by `python -m crypto_forecast refresh`: the as-of day and the training cut.\n"
-            "# null and null (as committed) run the pipeline as params.yaml says.\n"
+    cut = live.train_cut
+    cuts = ("{" + ", ".join(f"{t}: {show(d)}" for t, d in cut.items()) + "}"
+            if isinstance(cut, dict) else show(cut))
+    return ("# Written by `python -m crypto_forecast refresh`: the as-of day and the training cut\n"
+            "# (one day, or a day per ticker). null and null (as committed) run the pipeline as\n"
+            "# params.yaml says.\n"
             f"as_of: {show(live.as_of)}\n"
-            f"train_cut: {show(live.train_cut)}\n")
+            f"train_cut: {cuts}\n")
 
 
 def run_dvc_repro(env: dict[str, str] | None = None, *, echo: bool = True) -> list[str]:
@@ -145,36 +149,38 @@ def _dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def served_forecast(ticker: str, as_of: dt.date
                     ) -> tuple[ServedForecast, list[tuple[dt.date, float]], EvaluationReport]:
-    """What forecast served (reports/forecast.csv) and the closes it saw (the latest series),
-    checked, with where they came from."""
+    """What forecast served (reports/<TICKER>/forecast.csv) and the closes it saw (the latest
+    series), checked, with where they came from."""
     import pandas as pd
 
     from crypto_forecast.tracking.provenance import git_commit
 
-    meta = read_json(paths.RAW_META, "download")
+    where = paths.for_ticker(ticker)
+    meta = read_json(where.raw_meta, f"download@{ticker}")
     if meta.get("source_used") == "synthetic":
-        raise RefreshError("the pipeline ran on SYNTHETIC data; the ledger records forecasts from "
-                           "real closes only — set download.source to yahoo or csv and rerun")
-    info = TrainInfo.read(paths.TRAIN_INFO, "train")
-    evaluation = EvaluationReport.read(paths.EVALUATION, "evaluate")
-    series = read_series(paths.LATEST_SERIES)
-    fix = "rerun `dvc repro -f forecast`"
+        raise RefreshError(f"the pipeline ran on SYNTHETIC data for {ticker}; the ledger records "
+                           "forecasts from real closes only — set download.source to yahoo or csv "
+                           "and rerun")
+    info = TrainInfo.read(where.train_info, f"train@{ticker}")
+    evaluation = EvaluationReport.read(where.evaluation, f"evaluate@{ticker}")
+    series = read_series(where.latest_series)
+    fix = f"rerun `dvc repro -f forecast@{ticker}`"
     try:
-        fc = pd.read_csv(paths.FORECAST_CSV, dtype={"date": str})
+        fc = pd.read_csv(where.forecast_csv, dtype={"date": str})
     except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{paths.FORECAST_CSV} is unreadable ({exc}) — {fix}") from None
+        raise ArtifactError(f"{where.forecast_csv} is unreadable ({exc}) — {fix}") from None
     origin = series.index[-1].date()
     bands = [b.name for b in evaluation.bands]
     needed = ["date", "forecast"] + [f"{side}_{b}" for b in bands for side in ("lower", "upper")]
     missing = [c for c in needed if c not in fc.columns]
     if missing or fc.empty:
-        raise ArtifactError(f"{paths.FORECAST_CSV} lacks {missing or 'rows'} — {fix}")
+        raise ArtifactError(f"{where.forecast_csv} lacks {missing or 'rows'} — {fix}")
     numbers = fc[needed[1:]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     days = []
     for h, (text, values) in enumerate(zip(fc["date"].astype(str), numbers, strict=True), start=1):
         target = origin + dt.timedelta(days=h)
         if text[:10] != target.isoformat() or not all(map(math.isfinite, values)):
-            raise ArtifactError(f"{paths.FORECAST_CSV} row {h} ({text}) is not a forecast for "
+            raise ArtifactError(f"{where.forecast_csv} row {h} ({text}) is not a forecast for "
                                 f"{target}, {h} days after the last close {origin} — {fix}")
         days.append(ForecastDay(target, h, float(values[0]), {
             b: (float(values[1 + 2 * i]), float(values[2 + 2 * i])) for i, b in enumerate(bands)}))
@@ -189,19 +195,38 @@ def served_forecast(ticker: str, as_of: dt.date
 
 
 @dataclass(frozen=True)
-class Refreshed:
-    """What a refresh did: the ledger write, and the alarm's reasons (empty: not fired)."""
+class TickerRefreshed:
+    """What a refresh did for one ticker: the ledger write, the alarm's reasons (empty: not
+    fired) and whether it retrained."""
 
+    ticker: str
     written: Written
     alarm: list[str]
-    stages: list[str]
     retrained: bool
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh did: each listed ticker's outcome, and the stages DVC ran."""
+
+    tickers: list[TickerRefreshed]
+    stages: list[str]
+
+    @property
+    def alarm(self) -> list[str]:
+        """Every ticker's alarm reasons, each naming its ticker."""
+        return [f"{t.ticker}: {reason}" for t in self.tickers for reason in t.alarm]
+
+    @property
+    def retrained(self) -> list[str]:
+        """The tickers whose training cut moved."""
+        return [t.ticker for t in self.tickers if t.retrained]
 
 
 def score_and_report(ledger: Ledger, forecast: ServedForecast, evaluation: EvaluationReport,
                      max_skill: float, *, log_to_mlflow: bool) -> list[str]:
-    """Score the ledger's record of this ticker, write reports/track_record.{json,md,png},
-    and return the alarm's reasons (noted in the ledger, and on the run)."""
+    """Score the ledger's record of this ticker, write reports/<TICKER>/track_record.{json,md,
+    png}, and return the alarm's reasons (noted in the ledger, and on the run)."""
     from crypto_forecast.live.ledger import EXPORT_COLUMNS
     from crypto_forecast.live.track_record import (
         alarm,
@@ -213,6 +238,7 @@ def score_and_report(ledger: Ledger, forecast: ServedForecast, evaluation: Evalu
     from crypto_forecast.report.track_record import render_cones, render_track_markdown
 
     ticker = forecast.ticker
+    where = paths.for_ticker(ticker)
     export = export_frame(ledger.export_rows(ticker), EXPORT_COLUMNS)
     closes = closes_series(ledger.closes(ticker))
     bands = {b.name: b.nominal for b in evaluation.bands if b.name in ("80", "95")}
@@ -222,12 +248,12 @@ def score_and_report(ledger: Ledger, forecast: ServedForecast, evaluation: Evalu
         ledger.record_alarm(ticker, forecast.as_of, reasons)
     names = list(bands)
     atomic.write_all({
-        paths.TRACK_RECORD_JSON: json.dumps(nan_to_none(
+        where.track_record_json: json.dumps(nan_to_none(
             {"ticker": ticker, "as_of": str(forecast.as_of), "alarm": reasons, **record}),
             indent=2) + "\n",
-        paths.TRACK_RECORD_MD: render_track_markdown(ticker, str(forecast.as_of), record,
+        where.track_record_md: render_track_markdown(ticker, str(forecast.as_of), record,
                                                      reasons, evaluation, names),
-        paths.TRACK_RECORD_PNG: render_cones(closes, export, ticker, names[0] if names else "80"),
+        where.track_record_png: render_cones(closes, export, ticker, names[0] if names else "80"),
     })
     if log_to_mlflow and record["windows"]:
         from crypto_forecast.tracking.runs import log_live
@@ -248,68 +274,94 @@ def score_and_report(ledger: Ledger, forecast: ServedForecast, evaluation: Evalu
 
 def refresh(as_of: dt.date | None = None, ledger_path: str | None = None, *,
             echo: bool = True) -> Refreshed:
-    """Run the pipeline as of the morning of `as_of` (default: today in UTC) and record the
-    served forecast, then score the record. Returns what the ledger wrote and the alarm."""
+    """Run the pipeline as of the morning of `as_of` (default: today in UTC) for every listed
+    ticker and record each served forecast, then score each record. Returns what the ledger
+    wrote and the alarms."""
     started = time.perf_counter()
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     params = load_params()
-    ticker = params.download.ticker
+    tickers = params.download.tickers
+    digest = training_digest(params)
     with Ledger.open(ledger_uri(ledger_path)) as ledger:
-        last = ledger.last_refresh(ticker)
-        if last is not None and as_of < last.as_of:
-            raise RefreshError(f"as of {as_of} is before the ledger's last refresh of {ticker} "
-                               f"({last.as_of}) — a ledger runs forward: refresh as of "
-                               f"{last.as_of} or later, or use another --ledger")
-        digest = training_digest(params)
-        # The ledger, not live.yaml, says where the cut stands: another ledger's refreshes (a
-        # replay) may have moved live.yaml since.
-        last_retrain = ledger.last_retrain(ticker)
-        standing = last_retrain.trained_through if last_retrain else None
-        raised = ledger.alarm_after(ticker, last_retrain.as_of if last_retrain else None)
-        decision = retrain_due(as_of=as_of, train_cut=standing, last_retrain=last_retrain,
-                               params_digest=digest,
-                               every_days=params.refresh.retrain_every_days, alarm=raised)
-        cut = as_of - dt.timedelta(days=1) if decision.due else standing
-        new_live = LiveParams(as_of=as_of, train_cut=cut)  # validates cut < as_of
+        decisions: dict[str, RetrainDecision] = {}
+        cuts: dict[str, dt.date | None] = {}
+        for ticker in tickers:
+            last = ledger.last_refresh(ticker)
+            if last is not None and as_of < last.as_of:
+                raise RefreshError(f"as of {as_of} is before the ledger's last refresh of "
+                                   f"{ticker} ({last.as_of}) — a ledger runs forward: refresh as "
+                                   f"of {last.as_of} or later, or use another --ledger")
+            # The ledger, not live.yaml, says where each cut stands: another ledger's refreshes
+            # (a replay) may have moved live.yaml since.
+            last_retrain = ledger.last_retrain(ticker)
+            standing = last_retrain.trained_through if last_retrain else None
+            raised = ledger.alarm_after(ticker, last_retrain.as_of if last_retrain else None)
+            decision = retrain_due(as_of=as_of, train_cut=standing, last_retrain=last_retrain,
+                                   params_digest=digest,
+                                   every_days=params.refresh.retrain_every_days, alarm=raised)
+            decisions[ticker] = decision
+            cuts[ticker] = as_of - dt.timedelta(days=1) if decision.due else standing
+            log.info("%s as of %s (closes through %s); retrain: %s — %s", ticker, as_of,
+                     as_of - dt.timedelta(days=1), "yes" if decision.due else "no",
+                     decision.reason)
+        new_live = LiveParams(as_of=as_of, train_cut=_one_or_each(cuts))  # validates cut < as_of
         new_live.data_end(params.download)
         check_real_source(params, as_of)
-        log.info("%s as of %s (closes through %s); retrain: %s — %s", ticker, as_of,
-                 as_of - dt.timedelta(days=1), "yes" if decision.due else "no", decision.reason)
         previous = paths.LIVE_PARAMS.read_text(encoding="utf-8") \
             if paths.LIVE_PARAMS.exists() else None
         if previous != live_yaml(new_live):
             atomic.write_text(paths.LIVE_PARAMS, live_yaml(new_live))
         try:
             stages = run_dvc_repro({REAL_DATA_ONLY_ENV: "1"}, echo=echo)
-            forecast, closes, evaluation = served_forecast(ticker, as_of)
+            served = {ticker: served_forecast(ticker, as_of) for ticker in tickers}
         except BaseException:
             _restore(previous)
             raise
-        written = ledger.record(forecast, closes, RefreshFacts(
-            ticker=ticker, as_of=as_of, origin=forecast.origin,
-            trained_through=cut or forecast.origin,
-            retrained=decision.due, reason=decision.reason, params_digest=digest,
-            stages=stages))
-        where = ledger.where
-        reasons = score_and_report(ledger, forecast, evaluation, params.refresh.alarm_max_skill,
-                                   log_to_mlflow=not written.nothing)
+        outcomes = []
+        for ticker in tickers:
+            forecast, closes, evaluation = served[ticker]
+            decision = decisions[ticker]
+            written = ledger.record(forecast, closes, RefreshFacts(
+                ticker=ticker, as_of=as_of, origin=forecast.origin,
+                trained_through=cuts[ticker] or forecast.origin,
+                retrained=decision.due, reason=decision.reason, params_digest=digest,
+                stages=stages))
+            reasons = score_and_report(ledger, forecast, evaluation,
+                                       params.refresh.alarm_max_skill,
+                                       log_to_mlflow=not written.nothing)
+            outcomes.append(TickerRefreshed(ticker, written, reasons, decision.due))
+            _report(ledger.where, forecast, written, reasons)
     log.info("stages run: %s", ", ".join(stages) if stages else "none (all up to date)")
+    log.info("refresh took %.1f s", time.perf_counter() - started)
+    return Refreshed(outcomes, stages)
+
+
+def _one_or_each(cuts: dict[str, dt.date | None]) -> dt.date | dict[str, dt.date] | None:
+    """live.yaml's train_cut: one day when every ticker shares it (always, for one ticker),
+    else a day per ticker."""
+    days = set(cuts.values())
+    if len(days) == 1:
+        return days.pop()
+    return {ticker: day for ticker, day in cuts.items() if day is not None}
+
+
+def _report(where: str, forecast: ServedForecast, written: Written, reasons: list[str]) -> None:
+    ticker = forecast.ticker
     if written.nothing:
-        log.info("the ledger %s already holds this forecast for %s: nothing written", where,
-                 forecast.origin)
+        log.info("%s: the ledger %s already holds this forecast for %s: nothing written", ticker,
+                 where, forecast.origin)
     else:
         what = ("no new forecast" if written.revision is None else
                 f"the forecast from {forecast.origin} as revision {written.revision}")
-        log.info("ledger %s: wrote %s, %d new close(s)", where, what, written.new_closes)
+        log.info("%s: ledger %s: wrote %s, %d new close(s)", ticker, where, what,
+                 written.new_closes)
     head = forecast.days[0]
-    log.info("served %s: %s %.2f (80%% band %s), ... %s %.2f; refresh took %.1f s", forecast.served,
+    log.info("%s served %s: %s %.2f (80%% band %s), ... %s %.2f", ticker, forecast.served,
              head.target_date, head.forecast, _band(head, "80"), forecast.days[-1].target_date,
-             forecast.days[-1].forecast, time.perf_counter() - started)
-    log.info("track record: %s", paths.TRACK_RECORD_MD)
-    if reasons:
-        for reason in reasons:
-            log.warning("ALARM: %s — the next refresh retrains (exit 3)", reason)
-    return Refreshed(written, reasons, stages, decision.due)
+             forecast.days[-1].forecast)
+    log.info("%s track record: %s", ticker, paths.for_ticker(ticker).track_record_md)
+    for reason in reasons:
+        log.warning("ALARM %s: %s — the next refresh retrains it (exit 3)", ticker, reason)
 
 
 def _band(day: ForecastDay, name: str) -> str:
@@ -330,12 +382,13 @@ def check_real_source(params: Params, as_of: dt.date) -> None:
     from crypto_forecast.data import yahoo
     from crypto_forecast.errors import SourceEmptyError, SourceUnavailableError
 
+    ticker = cfg.tickers[0]  # Yahoo is reachable for all or for none
     try:
-        yahoo.fetch_yahoo(cfg.ticker, as_of - dt.timedelta(days=14), as_of)
+        yahoo.fetch_yahoo(ticker, as_of - dt.timedelta(days=14), as_of)
     except SourceUnavailableError:
-        raise RefreshError(f"Yahoo cannot be reached for {cfg.ticker}, and download.source: auto "
+        raise RefreshError(f"Yahoo cannot be reached for {ticker}, and download.source: auto "
                            "would fall back to SYNTHETIC data; the ledger records real closes "
                            "only — retry when online, or set download.source: csv with "
-                           "download.csv_path") from None
+                           "download.csv_dir") from None
     except SourceEmptyError:
         pass  # download reports it, with its fix

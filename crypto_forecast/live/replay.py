@@ -38,18 +38,22 @@ def replay(start: dt.date, end: dt.date, ledger_path: str | None = None) -> list
     cfg = params.download
     if cfg.source != "csv":
         raise RefreshError(f"download.source is {cfg.source}; a replay runs on saved closes — set "
-                           "download.source: csv and download.csv_path (a Yahoo-format CSV)")
+                           "download.source: csv and download.csv_dir (a folder of Yahoo-format "
+                           "<TICKER>.csv files)")
     path = Path(ledger_path) if ledger_path else paths.project_root() / REPLAY_LEDGER
     uri = ledger_uri(path)
     if uri == ledger_uri():
         raise RefreshError(f"{path} is the live ledger; a replay writes a ledger of its own — pass "
                            "another --ledger")
     with Ledger.open(uri) as ledger:
-        last = ledger.last_refresh(cfg.ticker)
+        # Resume after the last day every ticker has (a ticker added since starts there too).
+        lasts = [ledger.last_refresh(ticker) for ticker in cfg.tickers]
+    known = [x for x in lasts if x is not None]
+    last = min(known, key=lambda x: x.as_of) if len(known) == len(lasts) else None
     first = start if last is None else max(start, last.as_of + dt.timedelta(days=1))
     days = [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
     log.info("replay of %s, %s .. %s, into %s (read it with `python -m crypto_forecast ledger "
-             "export --ledger %s`)", cfg.ticker, start, end, path, path)
+             "export --ledger %s`)", ", ".join(cfg.tickers), start, end, path, path)
     if last is not None and last.as_of >= start:
         log.info("resuming: that ledger already holds %s .. %s", start, last.as_of)
     alarms: list[dt.date] = []
@@ -69,7 +73,8 @@ def replay(start: dt.date, end: dt.date, ledger_path: str | None = None) -> list
         left = (time.perf_counter() - started) / i * (len(days) - i)
         log.info("[%d/%d] %s: %s%s in %.1f s; about %s left", i, len(days), day,
                  ", ".join(done.stages) or "nothing to run",
-                 " (retrained)" if done.retrained else "", took, _duration(left))
+                 f" (retrained {', '.join(done.retrained)})" if done.retrained else "", took,
+                 _duration(left))
     if days:
         log.info("replayed %d day%s in %s%s", len(days), "" if len(days) == 1 else "s",
                  _duration(time.perf_counter() - started),
@@ -77,7 +82,9 @@ def replay(start: dt.date, end: dt.date, ledger_path: str | None = None) -> list
                  "; the alarm never fired")
     else:
         log.info("nothing to do: the ledger already holds every day through %s", end)
-    if paths.TRACK_RECORD_MD.exists():
-        sys.stdout.write(paths.TRACK_RECORD_MD.read_text(encoding="utf-8"))
-        sys.stdout.flush()
+    for ticker in cfg.tickers:
+        record = paths.for_ticker(ticker).track_record_md
+        if record.exists():
+            sys.stdout.write(record.read_text(encoding="utf-8"))
+            sys.stdout.flush()
     return alarms

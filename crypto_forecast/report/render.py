@@ -339,12 +339,18 @@ def render_chart(history: pd.Series, fc: pd.DataFrame, ticker: str, names: list[
 
 
 def price_chart_png(fig: Any, ax: Any, title: str) -> bytes:
-    """Title, price axis, grid, legend and dated ticks, then the figure as PNG bytes."""
-    ax.set_title(title)
+    """Price axis and dated ticks, then `finish_png`."""
     ax.set_ylabel("price (USD)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
     fig.autofmt_xdate()
+    return finish_png(fig, ax, title)
+
+
+def finish_png(fig: Any, ax: Any, title: str) -> bytes:
+    """Title, grid and legend, then the figure as PNG bytes."""
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left")
     buf = io.BytesIO()
     # No timestamp in the PNG's metadata: the same numbers give the same bytes.
     fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})

@@ -117,9 +117,14 @@ def run_trial(trial: optuna.Trial, root: Path, study: str, git_remote: str | Non
     if done.returncode != 0:
         raise TrialFailed(f"trial {trial.number}: experiment {name} failed (exit "
                           f"{done.returncode}); its log is above")
-    metrics = json.loads((root / paths.METRICS).read_text())
-    value = objective_from_metrics(metrics)
-    info = json.loads((root / paths.TRAIN_INFO).read_text())
+    # Each ticker's own headline; with several, the objective is their mean.
+    from crypto_forecast.params import load_params
+
+    tickers = load_params(root / paths.PARAMS).download.tickers
+    values = [objective_from_metrics(json.loads(
+        (root / paths.for_ticker(t).headline).read_text())) for t in tickers]
+    value = sum(values) / len(values)
+    info = json.loads((root / paths.for_ticker(tickers[0]).train_info).read_text())
     trial.set_user_attr("mlflow_run_id", info.get("run_id"))
     if git_remote is not None:
         try:

@@ -149,11 +149,12 @@ def yahoo_url(ticker: str) -> str:
     return f"https://finance.yahoo.com/quote/{ticker}/history"
 
 
-def log_training_data(meta: dict[str, Any], csv_path: str | None, raw_csv: str) -> str:
+def log_training_data(meta: dict[str, Any], raw_csv: str) -> str:
     """Log the closes the network was trained on as the run's dataset input; returns its name.
 
-    Source: Yahoo's page for the ticker, the user's CSV, or the written file for synthetic
-    data. Digest: the first 8 hex digits of data/raw/<TICKER>.csv's sha256 (MLflow's own
+    Source: Yahoo's page for the ticker, the user's CSV (meta's `source_file`), or the
+    written file for synthetic data. Digest: the first 8 hex digits of the downloaded file's
+    sha256 (MLflow's own
     digests are 8 long and the runs table shows it); the whole sha256 goes in as an input
     tag. Profile: rows and date range.
     """
@@ -175,10 +176,10 @@ def log_training_data(meta: dict[str, Any], csv_path: str | None, raw_csv: str) 
 
     ticker, used, sha = (str(meta.get(k) or "") for k in ("ticker", "source_used", "sha256"))
     if not (ticker and used and sha):
-        log.warning("data/raw/meta.json lacks the ticker, source or sha256: the run gets no "
+        log.warning("download's meta.json lacks the ticker, source or sha256: the run gets no "
                     "dataset — rerun `dvc repro -f download`")
         return ""
-    origin = {"yahoo": yahoo_url(ticker), "csv": csv_path or raw_csv}.get(used, raw_csv)
+    origin = {"yahoo": yahoo_url(ticker), "csv": str(meta.get("source_file") or raw_csv)}.get(used, raw_csv)
     if "://" not in origin:
         origin = os.path.abspath(origin)
     name = f"{ticker}-{used}"

@@ -119,8 +119,8 @@ def test_disk_full_during_download_leaves_nothing_partial(proj: Path) -> None:
                                                      sort_keys=False))
     before = snapshot(proj)
     result = stage(proj, "download", project_env(proj), harness=FILE_SIZE_LIMIT)
-    assert_one_line_error(result, 1, "cannot write data/raw/ETH-USD.csv (File too large)",
-                          "free disk space", "is untouched")
+    assert_one_line_error(result, 1, "cannot write data/ETH-USD/raw/ETH-USD.csv (File too large)",
+                          "free disk space", "untouched")
     assert snapshot(proj) == before
     assert_no_temp_files(proj)
     (proj / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
@@ -135,15 +135,15 @@ def test_disk_full_during_download_leaves_nothing_partial(proj: Path) -> None:
 def test_damaged_raw_file_is_named_in_preprocess(proj: Path, case: str,
                                                  damage: Callable[[str], str],
                                                  words: tuple[str, ...]) -> None:
-    raw = proj / "data/raw/ETH-USD.csv"
+    raw = proj / "data/ETH-USD/raw/ETH-USD.csv"
     good = raw.read_text()
     raw.write_text(damage(good))
     try:
-        before = snapshot(proj, ("data/processed",))
+        before = snapshot(proj, ("data/ETH-USD/processed",))
         result = stage(proj, "preprocess", project_env(proj))
-        assert_one_line_error(result, 1, "data/raw/ETH-USD.csv is unreadable", *words,
-                              "dvc checkout data/raw")
-        assert snapshot(proj, ("data/processed",)) == before
+        assert_one_line_error(result, 1, "data/ETH-USD/raw/ETH-USD.csv is unreadable", *words,
+                              "dvc checkout data/ETH-USD/raw")
+        assert snapshot(proj, ("data/ETH-USD/processed",)) == before
     finally:
         raw.write_text(good)
 
@@ -166,10 +166,10 @@ def _truncated(path: Path) -> None:
 def test_corrupted_model_is_a_clear_error(built: tuple[Path, Path], tmp_path: Path, name: str,
                                           corrupt: Callable[[Path], None]) -> None:
     project, env = copy_built(built, tmp_path)
-    corrupt(project / "models/model.keras")
+    corrupt(project / "models/ETH-USD/model.keras")
     before = snapshot(project)
     result = stage(project, name, env)
-    assert_one_line_error(result, 1, "models/model.keras is not a readable Keras model",
+    assert_one_line_error(result, 1, "models/ETH-USD/model.keras is not a readable Keras model",
                           "dvc checkout models", "dvc repro -f train")
     assert snapshot(project) == before
 
@@ -189,7 +189,7 @@ def test_disk_full_in_evaluate_tags_the_run_keeps_reports(built: tuple[Path, Pat
                                                            tmp_path: Path) -> None:
     project, env = copy_built(built, tmp_path)
     store = tmp_path / "store"
-    run_id = json.loads((project / "models/train_info.json").read_text())["run_id"]
+    run_id = json.loads((project / "models/ETH-USD/train_info.json").read_text())["run_id"]
     before = snapshot(project)
     result = stage(project, "evaluate", env, harness=ENOSPC_AT_FSYNC, args=("evaluate",))
     assert_one_line_error(result, 1, "cannot write reports/", "(No space left on device)",
@@ -211,7 +211,7 @@ def test_failed_repro_then_checkout_and_killed_train_then_repro(built: tuple[Pat
     project, env = copy_built(built, tmp_path)
     params = project / "params.yaml"
     before = snapshot(project)
-    assert "models/model.keras" in before and "reports/metrics.json" in before
+    assert "models/ETH-USD/model.keras" in before and "reports/metrics.json" in before
 
     # 1. A typo in `train`: DVC deletes train's outputs, the stage fails with one line
     #    that says the earlier outputs are in the cache; `dvc checkout` brings them back.
@@ -224,7 +224,7 @@ def test_failed_repro_then_checkout_and_killed_train_then_repro(built: tuple[Pat
     lines = [line for line in error_lines(out) if line.split()[1:2] == ["train"]]
     assert len(lines) == 1, out[-3000:]
     assert "train.epoch: unknown key" in lines[0] and "`dvc checkout` restores them" in lines[0]
-    assert not (project / "models/model.keras").exists()
+    assert not (project / "models/ETH-USD/model.keras").exists()
     params.write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
     checkout = run(["dvc", "checkout"], project, env)
     assert checkout.returncode == 0, checkout.stderr
@@ -242,11 +242,11 @@ def test_failed_repro_then_checkout_and_killed_train_then_repro(built: tuple[Pat
     # 3. `dvc status` says what is stale; `dvc repro` recovers.
     params.write_text(yaml.safe_dump(params_with(train__epochs=2), sort_keys=False))
     status = run(["dvc", "status", "--json"], project, env)
-    assert status.returncode == 0 and "train" in json.loads(status.stdout), status.stdout
+    assert status.returncode == 0 and "train@ETH-USD" in json.loads(status.stdout), status.stdout
     again = run(["dvc", "repro"], project, env, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "Running stage 'train'" in again.stdout
-    assert "Running stage 'download'" not in again.stdout
+    assert "Running stage 'train@ETH-USD'" in again.stdout
+    assert "Running stage 'download@ETH-USD'" not in again.stdout
     final = run(["dvc", "status", "--json"], project, env)
     assert final.returncode == 0 and json.loads(final.stdout) == {}
-    assert json.loads((project / "models/train_info.json").read_text())["epochs_run"] == 2
+    assert json.loads((project / "models/ETH-USD/train_info.json").read_text())["epochs_run"] == 2

@@ -137,15 +137,15 @@ def test_too_few_rows_for_window_and_splits(proj: Path) -> None:
     """40 rows pass download's minimum but cannot make window-30 train/val/test splits."""
     use_csv(proj, csv(rows(40)), preprocess__window=30)
     assert stage(proj, "download", project_env(proj)).returncode == 0
-    before = snapshot(proj, ("data/processed",))
+    before = snapshot(proj, ("data/ETH-USD/processed",))
     assert before
     result = stage(proj, "preprocess", project_env(proj))
     assert_one_line_error(result, 1, "40 rows are too few for window=30", "preprocess.window")
-    assert snapshot(proj, ("data/processed",)) == before
+    assert snapshot(proj, ("data/ETH-USD/processed",)) == before
 
 
 def _downloaded(project: Path) -> pd.DataFrame:
-    return pd.read_csv(project / "data/raw/ETH-USD.csv")
+    return pd.read_csv(project / "data/ETH-USD/raw/ETH-USD.csv")
 
 
 def test_unsorted_rows_are_sorted_and_said_so(proj: Path) -> None:

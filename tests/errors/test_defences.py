@@ -158,7 +158,7 @@ def test_moved_store_writes_and_loads_where_it_now_is(built: tuple[Path, Path],
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the MLflow store was moved from" in result.stderr
     assert _artifact_files(old_store / "mlartifacts") == old_artifacts  # the old place untouched
-    run_id = json.loads((project / "models/train_info.json").read_text())["run_id"]
+    run_id = json.loads((project / "models/ETH-USD/train_info.json").read_text())["run_id"]
     assert (new_store / "mlartifacts" / run_id / "artifacts/reports/metrics.json").is_file()
     with sqlite3.connect(new_store / "mlflow.db") as db:
         locations = [row[0] for table, column in (("experiments", "artifact_location"),
@@ -244,11 +244,11 @@ def test_an_edited_raw_file_with_absurd_closes_is_refused_by_both_readers(
 
     assert not MIN_CLOSE <= value <= MAX_CLOSE
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data/raw").mkdir(parents=True)
+    (tmp_path / "data/ETH-USD/raw").mkdir(parents=True)
     rows = "\n".join(f"2022-01-{d:02d},{value if d == 9 else 100.0 + d}" for d in range(1, 32))
-    (tmp_path / "data/raw/ETH-USD.csv").write_text("Date,Close\n" + rows + "\n")
+    (tmp_path / "data/ETH-USD/raw/ETH-USD.csv").write_text("Date,Close\n" + rows + "\n")
     with pytest.raises(DataError, match=r"outside 1e-09 \.\. 1e\+15"):
-        validate_prices(read_price_csv(tmp_path / "data/raw/ETH-USD.csv"), "x")
+        validate_prices(read_price_csv(tmp_path / "data/ETH-USD/raw/ETH-USD.csv"), "x")
     with pytest.raises(ArtifactError, match=r"implausible \(outside 1e-09 \.\. 1e\+15\) rows"):
         read_raw("ETH-USD")
 
@@ -369,8 +369,8 @@ TRAIN_INFO = {"schema_version": 2, "run_id": "0" * 32, "experiment_id": "1", "pa
               "epochs_run": 1, "best_epoch": 1, "best_val_loss": 0.01, "train_seconds": 1.0,
               "units": [50, 50], "window": 10, "target": "log_return",
               "registered_model": "eth-usd-lstm", "model_version": 1,
-              "live": {**_MODEL, "name": "live", "path": "models/model.keras", "cutoff": None},
-              "folds": [{**_MODEL, "name": "fold_1", "path": "models/folds/fold_1.keras",
+              "live": {**_MODEL, "name": "live", "path": "models/ETH-USD/model.keras", "cutoff": None},
+              "folds": [{**_MODEL, "name": "fold_1", "path": "models/ETH-USD/folds/fold_1.keras",
                          "cutoff": "2022-10-19"}]}
 
 
@@ -386,11 +386,11 @@ def test_damaged_train_info_is_one_line(fresh: Path, tmp_path: Path, name: str,
     project = tmp_path / "project"
     shutil.copytree(fresh, project, symlinks=True)
     info = {k: v for k, v in {**TRAIN_INFO, **damage}.items() if v is not ...}
-    (project / "models").mkdir()
-    (project / "models/train_info.json").write_text(json.dumps(info))
+    (project / "models/ETH-USD").mkdir(parents=True)
+    (project / "models/ETH-USD/train_info.json").write_text(json.dumps(info))
     before = snapshot(project)
     result = stage(project, name, project_env(project, tmp_path / "store"))
-    assert_one_line_error(result, 1, "models/train_info.json", "dvc repro -f train", *words)
+    assert_one_line_error(result, 1, "models/ETH-USD/train_info.json", "dvc repro -f train", *words)
     assert snapshot(project) == before
     assert not (tmp_path / "store").exists()  # no run touched
 
@@ -399,10 +399,10 @@ READ_ONLY_RAW = """
 import errno, os, runpy, sys, tempfile
 real = tempfile.mkstemp
 def refused(*args, **kwargs):
-    if os.path.abspath(str(kwargs.get("dir", ""))).endswith("data/raw"):
+    if os.path.abspath(str(kwargs.get("dir", ""))).endswith("data/ETH-USD/raw"):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
     return real(*args, **kwargs)
-tempfile.mkstemp = refused  # what a read-only data/raw does for a non-root user
+tempfile.mkstemp = refused  # what a read-only data/ETH-USD/raw does for a non-root user
 runpy.run_module("stages.download", run_name="__main__", alter_sys=True)
 """
 
@@ -419,7 +419,7 @@ def _make_read_only(folder: Path) -> str | None:
 
 def test_read_only_raw_folder_is_one_line(tmp_path: Path) -> None:
     project = new_project(tmp_path / "project")
-    raw = project / "data" / "raw"
+    raw = project / "data" / "ETH-USD" / "raw"
     raw.mkdir(parents=True)
     (raw / "meta.json").write_text('{"earlier": true}\n')
     how = _make_read_only(raw)
@@ -433,7 +433,7 @@ def test_read_only_raw_folder_is_one_line(tmp_path: Path) -> None:
         if how == "chattr":
             subprocess.run(["chattr", "-i", str(raw)], check=True)
         raw.chmod(0o755)
-    assert_one_line_error(result, 1, "cannot write data/raw/", "make the folder writable")
+    assert_one_line_error(result, 1, "cannot write data/ETH-USD/raw/", "make the folder writable")
     assert snapshot(project) == before
 
 

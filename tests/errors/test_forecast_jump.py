@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _jump(project: Path, rows_from_end: int) -> None:
-    path = project / "data" / "processed" / "latest.csv"
+    path = project / "data" / "ETH-USD" / "processed" / "latest.csv"
     frame = pd.read_csv(path)
     at = len(frame) - rows_from_end
     frame.loc[at:, "close"] = frame.loc[at:, "close"] * 0.05  # 20x down, and staying there
@@ -32,7 +32,7 @@ def test_a_jump_long_ago_is_history(built: tuple[Path, Path], tmp_path: Path) ->
 def test_a_jump_in_the_last_window_is_one_error_line(built: tuple[Path, Path],
                                                     tmp_path: Path) -> None:
     project, env = copy_built(built, tmp_path)
-    before = (project / "reports" / "forecast.csv").read_bytes()
+    before = (project / "reports" / "ETH-USD" / "forecast.csv").read_bytes()
     _jump(project, rows_from_end=3)
     result = run(["python", "-m", "stages.forecast"], project, env)
     assert result.returncode == 1
@@ -41,4 +41,4 @@ def test_a_jump_in_the_last_window_is_one_error_line(built: tuple[Path, Path],
     assert "the served forecaster cannot use the latest closes" in errors[0]
     assert re.search(r"the close on \S+ is 0\.05[0-9]*× the day before's", errors[0])
     assert "download.on_jump: error" in errors[0]
-    assert (project / "reports" / "forecast.csv").read_bytes() == before
+    assert (project / "reports" / "ETH-USD" / "forecast.csv").read_bytes() == before

@@ -62,8 +62,9 @@ def run_entry(project: Path, name: str) -> tuple[int, list[str]]:
     root = logging.getLogger()
     root.addHandler(errors)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    cwd = os.getcwd()
+    cwd, argv = os.getcwd(), sys.argv
     os.chdir(project)
+    sys.argv = [f"stages.{name}"]  # as `python -m stages.<name>` has it: pytest's are not its
     try:
         with process_state_kept():  # environment, filters, log level, stderr as they were
             runpy.run_module(f"stages.{name}", run_name="__main__", alter_sys=False)
@@ -72,6 +73,7 @@ def run_entry(project: Path, name: str) -> tuple[int, list[str]]:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         os.chdir(cwd)
+        sys.argv = argv
         root.removeHandler(errors)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -119,13 +121,13 @@ class Workspace(tuple[Path, dict[str, bytes]]):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, bytes]]]:
     """A project whose download and preprocess ran once (the baseline every example starts
-    from), plus a valid models/train_info.json."""
+    from), plus a valid models/ETH-USD/train_info.json."""
     project = new_project(tmp_path_factory.mktemp("generated") / "project")
     for name in ("download", "preprocess"):
         code, lines = run_entry(project, name)
         assert code == 0, lines
-    (project / "models").mkdir()
-    (project / "models/train_info.json").write_text(json.dumps(TRAIN_INFO))
+    (project / "models/ETH-USD").mkdir(parents=True)
+    (project / "models/ETH-USD/train_info.json").write_text(json.dumps(TRAIN_INFO))
     yield Workspace((project, snapshot(project)))
 
 
@@ -138,8 +140,8 @@ TRAIN_INFO: dict[str, Any] = {
     "epochs_run": 1, "best_epoch": 1, "best_val_loss": 0.01, "train_seconds": 1.0,
     "units": [50, 50], "window": 10, "target": "log_return", "registered_model": "eth-usd-lstm",
     "model_version": 1,
-    "live": {**_MODEL, "name": "live", "path": "models/model.keras", "cutoff": None},
-    "folds": [{**_MODEL, "name": "fold_1", "path": "models/folds/fold_1.keras",
+    "live": {**_MODEL, "name": "live", "path": "models/ETH-USD/model.keras", "cutoff": None},
+    "folds": [{**_MODEL, "name": "fold_1", "path": "models/ETH-USD/folds/fold_1.keras",
                "cutoff": "2022-10-19"}]}
 
 
@@ -326,10 +328,10 @@ def _csv_property(workspace: tuple[Path, dict[str, bytes]], data: bytes, on_jump
 
 _STAGE_FILES: dict[str, tuple[str, str]] = {
     # file: (stage that reads it first, files removed so a good file ends the run quickly)
-    "models/train_info.json": ("evaluate", ""),
-    "data/processed/series.csv": ("train", "data/raw/meta.json"),
-    "data/raw/ETH-USD.csv": ("preprocess", ""),
-    "data/raw/meta.json": ("train", "data/processed/series.csv"),
+    "models/ETH-USD/train_info.json": ("evaluate", ""),
+    "data/ETH-USD/processed/series.csv": ("train", "data/ETH-USD/raw/meta.json"),
+    "data/ETH-USD/raw/ETH-USD.csv": ("preprocess", ""),
+    "data/ETH-USD/raw/meta.json": ("train", "data/ETH-USD/processed/series.csv"),
 }
 
 

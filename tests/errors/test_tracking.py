@@ -204,7 +204,7 @@ def test_ctrl_c_during_training_ends_killed_and_keeps_the_model(built: tuple[Pat
     params = params_with(train__epochs=500, train__patience=500)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = snapshot(project)
-    assert "models/model.keras" in before
+    assert "models/ETH-USD/model.keras" in before
     code, stderr = start_and_signal([sys.executable, "-m", "stages.train"], project, env,
                                     signal.SIGINT)
     assert code == 130, stderr[-3000:]

@@ -169,7 +169,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def run_download(project: Path, source: str, fake: dict[str, object], ticker: str = "ETH-USD"
                  ) -> tuple[subprocess.CompletedProcess[str], dict[str, bytes]]:
-    params = params_with(download__source=source, download__ticker=ticker)
+    params = params_with(download__source=source, download__tickers=[ticker])
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = snapshot(project)
     result = stage(project, "download", project_env(project), harness=fake_yahoo.HARNESS,
@@ -189,7 +189,7 @@ def test_stage_yahoo_offline_one_line_nothing_touched(proj: Path) -> None:
 
 def test_stage_unknown_ticker_one_line_nothing_touched(proj: Path) -> None:
     result, before = run_download(proj, "auto", {}, ticker="NOPE-USD")
-    assert_one_line_error(result, 1, "Yahoo does not know NOPE-USD", "check download.ticker")
+    assert_one_line_error(result, 1, "Yahoo does not know NOPE-USD", "check download.tickers")
     assert "FALLING BACK" not in result.stderr  # an unknown ticker is not an outage
     assert snapshot(proj) == before
 
@@ -200,7 +200,7 @@ def test_stage_auto_offline_falls_back_loudly(proj: Path) -> None:
     assert "FALLING BACK TO SYNTHETIC DATA" in result.stderr
     chart = [c for c in fake_yahoo.harness_calls(result.stderr) if fake_yahoo.CHART in c]
     assert len(chart) == MAX_ATTEMPTS, chart
-    meta = json.loads((proj / "data/raw/meta.json").read_text())
+    meta = json.loads((proj / "data/ETH-USD/raw/meta.json").read_text())
     assert meta["source_used"] == "synthetic" and meta["source_note"] == "fallback: Yahoo unreachable"
 
 
@@ -209,5 +209,5 @@ def test_stage_range_before_listing_warns_with_actual_range(proj: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert ("ETH-USD: data covers only 2022-03-01 .. 2022-12-30, starting later than "
             "download.start 2022-01-01") in result.stderr
-    meta = json.loads((proj / "data/raw/meta.json").read_text())
+    meta = json.loads((proj / "data/ETH-USD/raw/meta.json").read_text())
     assert meta["source_used"] == "yahoo" and meta["first_date"] == "2022-03-01"

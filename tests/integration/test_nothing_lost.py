@@ -13,11 +13,10 @@ from tests.helpers import project_env, run
 
 pytestmark = pytest.mark.slow
 
-EVALUATE_OUTS = ("reports/metrics.json", "reports/evaluation.json",
-                 "reports/plots/test_predictions.csv", "reports/plots/backtest_by_horizon.csv",
-                 "reports/plots/test_horizon_forecasts.csv")
-FORECAST_OUTS = ("reports/forecast.csv", "reports/forecast.md", "reports/forecast.html",
-                 "reports/forecast.png")
+EVALUATE_OUTS = tuple(f"reports/ETH-USD/{name}" for name in (
+    "metrics.json", "evaluation.json", "plots/test_predictions.csv",
+    "plots/backtest_by_horizon.csv", "plots/test_horizon_forecasts.csv"))
+FORECAST_OUTS = tuple(f"reports/ETH-USD/forecast.{ext}" for ext in ("csv", "md", "html", "png"))
 
 
 def _break_artifacts(store: Path) -> None:

@@ -42,9 +42,10 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     first = run(["dvc", "repro"], project, env)
     assert first.returncode == 0, first.stdout + first.stderr
     for stage in ("download", "preprocess", "train", "evaluate", "forecast"):
-        assert f"Running stage '{stage}'" in first.stdout
+        assert f"Running stage '{stage}@ETH-USD'" in first.stdout
+    assert "Running stage 'summary'" in first.stdout
 
-    meta = json.loads((project / "data/raw/meta.json").read_text())
+    meta = json.loads((project / "data/ETH-USD/raw/meta.json").read_text())
     assert meta["source_used"] == "synthetic" and meta["ticker"] == "ETH-USD"
     assert meta["first_date"] == "2022-01-01" and meta["last_date"] == "2022-12-30"
 
@@ -55,18 +56,18 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
                              "test_last"]
     assert metrics["param_count"] == 30651
     assert all(metrics[k] > 0 for k in ("skill_h1", "skill_h3", "rmse_h1"))
-    evaluation = EvaluationReport.read(project / "reports/evaluation.json", "evaluate")
+    evaluation = EvaluationReport.read(project / "reports/ETH-USD/evaluation.json", "evaluate")
     assert evaluation.headline.metrics_file() == metrics
 
-    with (project / "reports/forecast.csv").open() as fh:
+    with (project / "reports/ETH-USD/forecast.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["date"] for r in rows] == ["2022-12-31", "2023-01-01", "2023-01-02"]
     assert all(float(r["forecast"]) > 0 for r in rows)
-    report = (project / "reports/forecast.md").read_text()
+    report = (project / "reports/ETH-USD/forecast.md").read_text()
     assert report.startswith("> **SYNTHETIC DATA")
-    assert (project / "reports/forecast.png").read_bytes()[:4] == b"\x89PNG"
+    assert (project / "reports/ETH-USD/forecast.png").read_bytes()[:4] == b"\x89PNG"
 
-    test_rows = pd.read_csv(project / "reports/plots/test_predictions.csv")
+    test_rows = pd.read_csv(project / "reports/ETH-USD/plots/test_predictions.csv")
     assert list(test_rows.columns) == ["date", "actual", "lstm", "persistence", "drift",
                                        "moving_average"]
     assert len(test_rows) == evaluation.test_period.days
@@ -81,23 +82,23 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     for b, nominal in zip(evaluation.bands, (0.8, 0.95), strict=True):
         assert b.nominal == nominal and 0 < b.coverage <= 1
         assert metrics[f"coverage_{b.name}"] == b.coverage
-    by_h = pd.read_csv(project / "reports/plots/backtest_by_horizon.csv")
+    by_h = pd.read_csv(project / "reports/ETH-USD/plots/backtest_by_horizon.csv")
     assert list(by_h["horizon"]) == [1, 2, 3]
     assert by_h["lstm_rmse"].tolist() == pytest.approx([s.lstm.rmse for s in evaluation.horizons],
                                                        rel=1e-5)
-    view = pd.read_csv(project / "reports/plots/test_horizon_forecasts.csv")
+    view = pd.read_csv(project / "reports/ETH-USD/plots/test_horizon_forecasts.csv")
     assert {"actual", "lstm_h_days_ahead", "lower_80", "upper_95"} <= set(view.columns)
-    bands = pd.read_csv(project / "reports/forecast.csv")
+    bands = pd.read_csv(project / "reports/ETH-USD/forecast.csv")
     assert (bands["lower_95"] <= bands["lower_80"]).all()
     assert (bands["lower_80"] <= bands["forecast"]).all() and (bands["forecast"] <= bands["upper_80"]).all()
     assert (bands["upper_80"] <= bands["upper_95"]).all()
     assert "**Verdict.** Walk-forward over" in report and "LSTM vs baselines" in report
     assert "| fold_1 |" in report and "| fold_2 |" in report and "| pooled |" in report
-    page = (project / "reports/forecast.html").read_text()
+    page = (project / "reports/ETH-USD/forecast.html").read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64,iVBOR" in page
     assert "SYNTHETIC DATA" in page and "Verdict." in page
 
-    info = json.loads((project / "models/train_info.json").read_text())
+    info = json.loads((project / "models/ETH-USD/train_info.json").read_text())
     runs = _runs(store)
     assert runs == [(info["run_id"], "FINISHED")]
     run_id = info["run_id"]
@@ -150,9 +151,9 @@ def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path
     # A param change reruns train and what follows, not download or preprocess.
     exp = run(["dvc", "exp", "run", "-S", "train.epochs=2", "-n", "two-epochs"], project, env)
     assert exp.returncode == 0, exp.stdout + exp.stderr
-    assert "Running stage 'train'" in exp.stdout and "Running stage 'forecast'" in exp.stdout
-    assert "Running stage 'download'" not in exp.stdout
-    assert "Running stage 'preprocess'" not in exp.stdout
+    assert "Running stage 'train@ETH-USD'" in exp.stdout and "Running stage 'forecast@ETH-USD'" in exp.stdout
+    assert "Running stage 'download@ETH-USD'" not in exp.stdout
+    assert "Running stage 'preprocess@ETH-USD'" not in exp.stdout
     runs = _runs(store)
     assert len(runs) == 2 and all(status == "FINISHED" for _, status in runs)
     assert _tags(store, runs[1][0])["dvc_exp_name"] == "two-epochs"
@@ -179,10 +180,10 @@ def test_tensorflow_backend_trains_what_evaluate_reads(tmp_path: Path) -> None:
     env = project_env(project, store)
     built = run(["dvc", "repro", "evaluate"], project, env)
     assert built.returncode == 0, built.stdout + built.stderr
-    assert "Running stage 'evaluate'" in built.stdout and "Traceback" not in built.stderr
+    assert "Running stage 'evaluate@ETH-USD'" in built.stdout and "Traceback" not in built.stderr
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert metrics["param_count"] == 30651 and metrics["rmse_h1"] > 0
-    info = json.loads((project / "models/train_info.json").read_text())
+    info = json.loads((project / "models/ETH-USD/train_info.json").read_text())
     assert _runs(store) == [(info["run_id"], "FINISHED")]
     # The network's model (the forecasters logged beside it carry no Keras flavour).
     (mlmodel,) = [m for m in (store / "mlartifacts").rglob("MLmodel")

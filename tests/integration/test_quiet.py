@@ -52,15 +52,17 @@ def test_train_tells_its_story_without_noise(project: Path, tmp_path: Path) -> N
         stderr += result.stderr
     assert_quiet(stderr, tmp_path)
     said = stderr.splitlines()
-    for words in ("download   got 364 daily closes of ETH-USD", "download   wrote data/raw/ETH-USD.csv",
-                  "preprocess read 364 daily closes", "preprocess wrote data/processed/: windows.npz",
-                  "train      read data/processed/series.csv: 364 days of ETH-USD",
+    for words in ("download   got 364 daily closes of ETH-USD",
+                  "download   wrote data/ETH-USD/raw/ETH-USD.csv",
+                  "preprocess read 364 daily closes", "preprocess wrote data/ETH-USD/processed/: windows.npz",
+                  "train      read data/ETH-USD/processed/series.csv: 364 days of ETH-USD",
                   "train      fold_1  trains 2022-01-12..2022-08-24  stops early ..2022-10-18  "
                   "scored 2022-10-19..2022-11-23",
                   f"train      MLflow run {branch!r}", "train      live epoch 1/1  loss",
                   "train      3/3 fitted: ", "train      fitted 3 networks of 30,651 parameters",
                   "registered eth-usd-lstm version 1, alias 'candidate'",
-                  "train      wrote models/model.keras, models/folds/ (2 folds)", "train      done in"):
+                  "train      wrote models/ETH-USD/model.keras, models/ETH-USD/folds/ (2 folds)",
+                  "train      done in"):
         assert any(words in line for line in said), f"{words!r} not in\n{stderr}"
 
     import mlflow
@@ -72,17 +74,17 @@ def test_train_tells_its_story_without_noise(project: Path, tmp_path: Path) -> N
     (found,) = [r for r in client.search_runs([experiment.experiment_id])
                 if "mlflow.parentRunId" not in r.data.tags]  # not the folds' child runs
     assert found.info.run_name == branch
-    meta = json.loads((project / "data/raw/meta.json").read_text())
+    meta = json.loads((project / "data/ETH-USD/raw/meta.json").read_text())
     (data,) = found.inputs.dataset_inputs
     assert data.dataset.name == "ETH-USD-synthetic"
     assert data.dataset.digest == meta["sha256"][:8]
     assert {t.key: t.value for t in data.tags}["sha256"] == meta["sha256"]
-    assert json.loads(data.dataset.source)["uri"] == str(project / "data/raw/ETH-USD.csv")
+    assert json.loads(data.dataset.source)["uri"] == str(project / "data/ETH-USD/raw/ETH-USD.csv")
     assert json.loads(data.dataset.profile)["num_rows"] == meta["rows"]
     assert {t.key: t.value for t in data.tags}["mlflow.data.context"] == "training"
 
     # A failure still says so, once, with no traceback.
-    (project / "data/processed/series.csv").unlink()
+    (project / "data/ETH-USD/processed/series.csv").unlink()
     failed = stage(project, "train", env)
     assert failed.returncode != 0
     errors = [line for line in failed.stderr.splitlines() if " ERROR " in line]

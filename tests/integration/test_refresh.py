@@ -54,6 +54,12 @@ def csv_params(csv_path: str = "prices.csv") -> dict[str, Any]:
     return params
 
 
+# The stages a refresh runs on its one ticker: every day, and on retrain days.
+DAILY = ["download@ETH-USD", "preprocess@ETH-USD", "forecast@ETH-USD", "summary"]
+RETRAIN = ["download@ETH-USD", "preprocess@ETH-USD", "train@ETH-USD", "evaluate@ETH-USD",
+           "forecast@ETH-USD", "summary"]
+
+
 def stages_ran(stdout: str) -> list[str]:
     return re.findall(r"^Running stage '([^']+)'", stdout, flags=re.M)
 
@@ -93,9 +99,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
 def test_retrains_exactly_on_the_due_days(scenario: Scenario) -> None:
     for i, day in enumerate(scenario.days):
         if i % EVERY == 0:
-            assert scenario.ran[day] == ["download", "preprocess", "train", "evaluate", "forecast"]
+            assert scenario.ran[day] == RETRAIN
         else:  # the cut stands still: DVC itself skips train and evaluate
-            assert scenario.ran[day] == ["download", "preprocess", "forecast"], day
+            assert scenario.ran[day] == DAILY, day
     with sqlite3.connect(scenario.project / "ledger.db") as conn:
         rows = conn.execute("select as_of, retrained, trained_through, stages from refreshes "
                             "order by as_of").fetchall()
@@ -147,7 +153,7 @@ def test_export_to_a_file_in_column_order(scenario: Scenario) -> None:
 
 
 def test_the_report_says_when_trained_and_made(scenario: Scenario) -> None:
-    md = (scenario.project / "reports" / "forecast.md").read_text()
+    md = (scenario.project / "reports" / "ETH-USD" / "forecast.md").read_text()
     last = scenario.days[-1]
     cut = scenario.days[(DAYS - 1) - (DAYS - 1) % EVERY] - dt.timedelta(days=1)
     assert (f"Forecast made on {last} from the closes through {last - dt.timedelta(days=1)}; "
@@ -224,8 +230,8 @@ def test_a_refresh_killed_in_its_ledger_write_loses_nothing(scenario: Scenario) 
                  scenario.env)
     assert killed.returncode == -9, killed.stderr[-2000:]
     retrain = DAYS % EVERY == 0
-    assert stages_ran(killed.stdout) == (["download", "preprocess", "train", "evaluate", "forecast"]
-                                         if retrain else ["download", "preprocess", "forecast"])
+    assert stages_ran(killed.stdout) == (RETRAIN
+                                         if retrain else DAILY)
     assert counts() == before
     rerun = run([*REFRESH, "--as-of", day.isoformat()], scenario.project, scenario.env)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -286,16 +292,16 @@ def test_after_an_alarm_the_next_refresh_retrains(tmp_path: Path) -> None:
     for day in days[:2]:  # a retrain, then a forecast-only day
         done = run([*REFRESH, "--as-of", day.isoformat()], project, env)
         assert done.returncode == 0, done.stderr[-3000:]
-    assert stages_ran(done.stdout) == ["download", "preprocess", "forecast"]
+    assert stages_ran(done.stdout) == DAILY
     # The alarm as the second day's refresh notes it (the firing itself: test_track_record).
     with Ledger.open(ledger_uri(project / "ledger.db")) as ledger:
         ledger.record_alarm("ETH-USD", days[1], ["the 80 % band held 9 of the last 30 outcomes"])
     second = run([*REFRESH, "--as-of", days[2].isoformat()], project, env)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert stages_ran(second.stdout) == ["download", "preprocess", "train", "evaluate", "forecast"]
+    assert stages_ran(second.stdout) == RETRAIN
     assert "retrain: yes — alarm: the 80 % band held 9" in second.stderr
     third = run([*REFRESH, "--as-of", days[3].isoformat()], project, env)
-    assert stages_ran(third.stdout) == ["download", "preprocess", "forecast"]  # once, not daily
+    assert stages_ran(third.stdout) == DAILY  # once, not daily
 
 
 def test_an_alarm_is_a_warning_a_run_tag_and_exit_3(tmp_path: Path) -> None:
@@ -332,7 +338,7 @@ def test_an_alarm_is_a_warning_a_run_tag_and_exit_3(tmp_path: Path) -> None:
     assert any("above refresh.alarm_max_skill 1.25" in w for w in warnings), result.stderr[-2000:]
     assert any("band held 30 of the last 30 1-day outcomes" in w for w in warnings)
     assert all("the next refresh retrains (exit 3)" in w for w in warnings)
-    md = (project / "reports" / "track_record.md").read_text()
+    md = (project / "reports" / "ETH-USD" / "track_record.md").read_text()
     assert "**FIRED**" in md
     with sqlite3.connect(tmp_path / "store" / "mlflow.db") as conn:
         tags = conn.execute("select value from tags where key = 'live_alarm'").fetchall()

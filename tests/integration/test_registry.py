@@ -1,6 +1,6 @@
 """Model registry: training registers the bare network as `eth-usd-lstm` (alias
 `candidate`); evaluate registers the forecaster as `eth-usd-forecaster` and the gate moves its
-`champion`, which the real scoring server answers with: exactly reports/forecast.csv.
+`champion`, which the real scoring server answers with: exactly reports/ETH-USD/forecast.csv.
 `python -m stages.promote` moves `champion` by hand. Slow: runs the real pipeline."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     env = project_env(project, store)
     built = run(["dvc", "repro"], project, env, timeout=1800)
     assert built.returncode == 0, built.stdout + built.stderr
-    info = json.loads((project / "models/train_info.json").read_text())
+    info = json.loads((project / "models/ETH-USD/train_info.json").read_text())
     assert info["registered_model"] == "eth-usd-lstm" and info["model_version"] == 1
 
     bad = run(["python", "-m", "stages.promote", "--model", "eth-usd-lstm", "--run", "0" * 32],
@@ -53,13 +53,13 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     # on another one: the .keras file is the same).
     champion = mlflow.keras.load_model("models:/eth-usd-lstm@champion")
 
-    series = pd.read_csv(project / "data/processed/series.csv", index_col="date")
+    series = pd.read_csv(project / "data/ETH-USD/processed/series.csv", index_col="date")
     # The live model's own scaler (fitted on its training days) and the params' target.
     scaler = MinMaxScaler(info["live"]["scaler_min"], info["live"]["scaler_max"])
     close = series["close"].to_numpy()
     last = scaler.transform(model_series(close, info["target"]))[-info["window"]:]
-    horizon = len(pd.read_csv(project / "reports/forecast.csv"))
-    local = load_model(project / "models/model.keras")
+    horizon = len(pd.read_csv(project / "reports/ETH-USD/forecast.csv"))
+    local = load_model(project / "models/ETH-USD/model.keras")
     for got_w, want_w in zip(champion.get_weights(), local.get_weights(), strict=True):
         np.testing.assert_array_equal(got_w, want_w)  # the very same weights
 
@@ -72,7 +72,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     # then differ by float32 rounding only, far below a cent.
     np.testing.assert_allclose(from_registry, from_file, rtol=1e-5, atol=0)
     # The LSTM's forecast in the report: the served one, or beside the naive one it lost to.
-    table = pd.read_csv(project / "reports/forecast.csv")
+    table = pd.read_csv(project / "reports/ETH-USD/forecast.csv")
     report = table["lstm_forecast" if "lstm_forecast" in table else "forecast"].to_numpy()
     np.testing.assert_allclose(from_registry, report, rtol=1e-5, atol=0)
 
@@ -84,7 +84,7 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
     assert served.metadata.flavors["keras"]["keras_backend"] == "jax"  # params.yaml's default
     x = np.stack([last, last * 0.5])[..., np.newaxis].astype(np.float32)
     np.testing.assert_allclose(np.asarray(served.predict(x)).reshape(-1),
-                               load_network(project / "models/model.keras").predict(x),
+                               load_network(project / "models/ETH-USD/model.keras").predict(x),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -98,7 +98,7 @@ def test_the_served_champion_answers_with_the_report_forecast(project: Path, tmp
     env = project_env(project, store)
     built = run(["dvc", "repro"], project, env, timeout=1800)
     assert built.returncode == 0, built.stdout + built.stderr
-    served = EvaluationReport.read(project / "reports/evaluation.json", "evaluate").serving
+    served = EvaluationReport.read(project / "reports/ETH-USD/evaluation.json", "evaluate").serving
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias("eth-usd-forecaster", "champion")
@@ -106,9 +106,9 @@ def test_the_served_champion_answers_with_the_report_forecast(project: Path, tmp
     lstm = client.get_model_version_by_alias("eth-usd-forecaster", "candidate")
     assert lstm.tags["kind"] == "lstm"
 
-    series = pd.read_csv(project / "data/processed/series.csv")
+    series = pd.read_csv(project / "data/ETH-USD/processed/series.csv")
     closes = series[["date", "close"]].tail(120).reset_index(drop=True)
-    report = pd.read_csv(project / "reports/forecast.csv")
+    report = pd.read_csv(project / "reports/ETH-USD/forecast.csv")
     with scoring_server(project, env) as url:  # models:/eth-usd-forecaster@champion
         status, body = post_closes(url, closes)
         too_few = post_closes(url, closes.tail(3))

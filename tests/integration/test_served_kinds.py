@@ -34,16 +34,16 @@ def champion_kind(store: Path) -> tuple[str, str]:
 def served_everywhere(project: Path, store: Path) -> tuple[str, pd.DataFrame, float]:
     """The served kind, asserted the same in the registry, evaluation.json and the report;
     (kind, forecast.csv, the last close)."""
-    served = EvaluationReport.read(project / "reports/evaluation.json", "evaluate").serving.served
-    run_id = TrainInfo.read(project / "models/train_info.json", "train").run_id
+    served = EvaluationReport.read(project / "reports/ETH-USD/evaluation.json", "evaluate").serving.served
+    run_id = TrainInfo.read(project / "models/ETH-USD/train_info.json", "train").run_id
     assert champion_kind(store) == (served, run_id)
     words = {"lstm": "Served: the LSTM's forecast.", "naive": "Served: the naive forecast: persistence"}
     other = {"lstm": "naive", "naive": "lstm"}[served]
     for name, quote in (("forecast.md", str), ("forecast.html", html.escape)):
-        text = (project / "reports" / name).read_text()
+        text = (project / "reports" / "ETH-USD" / name).read_text()
         assert quote(words[served]) in text and quote(words[other]) not in text, name
-    forecast = pd.read_csv(project / "reports/forecast.csv")
-    last_close = float(pd.read_csv(project / "data/processed/series.csv")["close"].iloc[-1])
+    forecast = pd.read_csv(project / "reports/ETH-USD/forecast.csv")
+    last_close = float(pd.read_csv(project / "data/ETH-USD/processed/series.csv")["close"].iloc[-1])
     return served, forecast, last_close
 
 
@@ -60,14 +60,15 @@ def test_the_tiny_lstm_loses_and_naive_serves_the_last_close(built: tuple[Path, 
 
 def test_thresholds_the_lstm_meets_serve_it_everywhere(built: tuple[Path, Path], tmp_path: Path) -> None:
     project, env = copy_built(built, tmp_path)
-    naive_run = pd.read_csv(project / "reports/forecast.csv")
+    naive_run = pd.read_csv(project / "reports/ETH-USD/forecast.csv")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["promote"].update(max_skill_h1=10.0, max_skill_mean=10.0)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     done = run(["dvc", "repro"], project, env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Running stage 'train'" not in done.stdout  # the gate's params are evaluate's
-    assert "Running stage 'evaluate'" in done.stdout and "Running stage 'forecast'" in done.stdout
+    assert "Running stage 'train@ETH-USD'" not in done.stdout  # the gate's params are evaluate's
+    assert "Running stage 'evaluate@ETH-USD'" in done.stdout
+    assert "Running stage 'forecast@ETH-USD'" in done.stdout
 
     served, forecast, last_close = served_everywhere(project, tmp_path / "store")
     assert served == "lstm"

@@ -29,7 +29,7 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
         env["MLFLOW_TRACKING_URI"] = url
         built = run(["dvc", "repro"], project, env, timeout=1800)
         assert built.returncode == 0, built.stdout + built.stderr
-        info = json.loads((project / "models/train_info.json").read_text())
+        info = json.loads((project / "models/ETH-USD/train_info.json").read_text())
         metrics = json.loads((project / "reports/metrics.json").read_text())
 
         import mlflow
@@ -42,9 +42,9 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
         assert got.data.metrics["param_count"] == 30_651
         assert got.data.metrics["rmse_h1"] == pytest.approx(metrics["rmse_h1"])
         assert got.data.tags["data_sha256"] == json.loads(
-            (project / "data/raw/meta.json").read_text())["sha256"]
+            (project / "data/ETH-USD/raw/meta.json").read_text())["sha256"]
         reports = {a.path for a in client.list_artifacts(info["run_id"], "reports")}
-        assert "reports/forecast.csv" in reports and "reports/metrics.json" in reports
+        assert "reports/ETH-USD/forecast.csv" in reports and "reports/metrics.json" in reports
         version = client.get_model_version_by_alias("eth-usd-lstm", "candidate")
         assert version.run_id == info["run_id"]
 
@@ -52,10 +52,10 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
         served = mlflow.keras.load_model("models:/eth-usd-lstm@candidate")
         from tests.helpers import load_keras_model as load_model
 
-        local = load_model(project / "models/model.keras")
+        local = load_model(project / "models/ETH-USD/model.keras")
         for got_w, want_w in zip(served.get_weights(), local.get_weights(), strict=True):
             np.testing.assert_array_equal(got_w, want_w)  # the very same weights
-        x = np.load(project / "data/processed/windows.npz")["x_test"][:8]
+        x = np.load(project / "data/ETH-USD/processed/windows.npz")["x_test"][:8]
         # Keras may run the two through differently compiled kernels: float32 rounding only.
         np.testing.assert_allclose(served.predict(x, verbose=0), local.predict(x, verbose=0),
                                    rtol=1e-5, atol=0)

@@ -51,7 +51,7 @@ def test_server_restart_and_postgres_outage(shared: Callable[[str], Shared]) -> 
     assert restarted.tracking_uri == server.tracking_uri
     trained = run(["python", "-m", "stages.train"], clone, env)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    run_id = json.loads((clone / "models/train_info.json").read_text())["run_id"]
+    run_id = json.loads((clone / "models/ETH-USD/train_info.json").read_text())["run_id"]
     before = _run_ids(server.tracking_uri)
     assert before == {run_id: "FINISHED"}
 
@@ -61,7 +61,7 @@ def test_server_restart_and_postgres_outage(shared: Callable[[str], Shared]) -> 
         assert failed.returncode != 0
         assert "MLflow" in _one_error(failed.stderr)
         # The earlier model stays: nothing replaced, nothing half-written.
-        assert json.loads((clone / "models/train_info.json").read_text())["run_id"] == run_id
+        assert json.loads((clone / "models/ETH-USD/train_info.json").read_text())["run_id"] == run_id
 
         tuned = run(["python", "-m", "crypto_forecast.team.tune", "--trials", "1", "--no-push",
                      "--storage", server.db_url("optuna")], clone, env, timeout=120)

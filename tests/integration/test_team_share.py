@@ -78,7 +78,7 @@ def test_sweep_over_two_workers_shared_with_a_third_clone(shared: Callable[[str]
         assert _drop_nulls(got) == by_name[name]["metrics"]
         status = run(["dvc", "status", "--json"], third, env)
         assert json.loads(status.stdout) == {}, status.stdout  # outputs match: nothing to rerun
-        assert (third / "models/model.keras").is_file()
+        assert (third / "models/ETH-USD/model.keras").is_file()
     assert not (third / "mlflow.db").exists()  # nothing trained or logged here
 
     # Every run is in the one server, tagged with its experiment, with a model version.
@@ -94,7 +94,7 @@ def test_sweep_over_two_workers_shared_with_a_third_clone(shared: Callable[[str]
     assert {r.info.status for r in runs} == {"FINISHED"}
     versions = client.search_model_versions("name='eth-usd-lstm'")
     assert {r.info.run_id for r in runs} <= {v.run_id for v in versions}
-    applied = json.loads((third / "models/train_info.json").read_text())
+    applied = json.loads((third / "models/ETH-USD/train_info.json").read_text())
     assert applied["run_id"] in {r.info.run_id for r in runs}
     champion = client.get_model_version_by_alias("eth-usd-lstm", "candidate")
     assert champion.run_id in {v.run_id for v in versions}  # one registry, shared aliases

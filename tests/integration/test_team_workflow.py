@@ -94,4 +94,4 @@ def test_refresh_workflow_commits_each_day_to_the_live_branch() -> None:
         assert needed in steps, needed
     uploads = [s for s in flow["jobs"]["refresh"]["steps"]
                if str(s.get("uses", "")).startswith("actions/upload-artifact")]
-    assert uploads and "reports/track_record.*" in uploads[0]["with"]["path"]
+    assert uploads and "reports/*/track_record.*" in uploads[0]["with"]["path"]

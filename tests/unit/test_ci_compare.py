@@ -47,16 +47,16 @@ def test_the_champion_the_rerun_meets_is_not_a_difference(tmp_path: Path) -> Non
     rerun = json.loads(json.dumps(EVALUATION))
     rerun["serving"].update(champion="version 1 (run b0a1e2bd)", champion_skill_mean=1.165)
     rerun["serving"]["reasons"][1] = "mean skill 1.165 vs the champion's 1.165: gain +0.000 ≥ 0"
-    (second / "reports/evaluation.json").write_text(json.dumps(rerun))
+    (second / "reports/ETH-USD/evaluation.json").write_text(json.dumps(rerun))
     assert cm.compare(first, second) == []
     assert cm.main([str(first), str(second)]) == 0
     rerun["serving"]["served"] = "naive"  # what is served is a result
-    (second / "reports/evaluation.json").write_text(json.dumps(rerun))
-    assert cm.compare(first, second) == ["reports/evaluation.json: serving.served: 'lstm' != 'naive'"]
+    (second / "reports/ETH-USD/evaluation.json").write_text(json.dumps(rerun))
+    assert cm.compare(first, second) == ["reports/ETH-USD/evaluation.json: serving.served: 'lstm' != 'naive'"]
 
 
-@pytest.mark.parametrize("rel", ["reports/forecast.csv", "reports/plots/test_predictions.csv",
-                                 "reports/plots/training_history.csv"])
+@pytest.mark.parametrize("rel", ["reports/ETH-USD/forecast.csv", "reports/ETH-USD/plots/test_predictions.csv",
+                                 "reports/ETH-USD/plots/training_history.csv"])
 def test_a_csv_cell_off_by_more_than_1e9_is_the_first_difference(
         tmp_path: Path, rel: str, capsys: pytest.CaptureFixture[str]) -> None:
     first, second = _run(tmp_path / "a"), _run(tmp_path / "b")
@@ -71,8 +71,8 @@ def test_a_csv_cell_off_by_more_than_1e9_is_the_first_difference(
 
 def test_a_missing_file_or_row_is_a_difference(tmp_path: Path) -> None:
     first, second = _run(tmp_path / "a"), _run(tmp_path / "b")
-    (second / "reports/plots/backtest_by_horizon.csv").write_text(CSV.rsplit("2023", 1)[0])
-    (second / "reports/plots/test_horizon_forecasts.csv").unlink()
+    (second / "reports/ETH-USD/plots/backtest_by_horizon.csv").write_text(CSV.rsplit("2023", 1)[0])
+    (second / "reports/ETH-USD/plots/test_horizon_forecasts.csv").unlink()
     problems = cm.compare(first, second)
-    assert problems[0] == "reports/plots/backtest_by_horizon.csv: rows: 2 != 1"
-    assert problems[1].startswith("reports/plots/test_horizon_forecasts.csv: missing ")
+    assert problems[0] == "reports/ETH-USD/plots/backtest_by_horizon.csv: rows: 2 != 1"
+    assert problems[1].startswith("reports/ETH-USD/plots/test_horizon_forecasts.csv: missing ")

@@ -86,14 +86,14 @@ def test_user_warning_filters_win(tmp_path: Path) -> None:
 def test_a_failing_stage_still_says_error_once(tmp_path: Path) -> None:
     failing = ("from crypto_forecast.cli import run_stage\n"
                "from crypto_forecast.errors import DataError\n"
-               "def main():\n    raise DataError('data/raw/X.csv is missing — run dvc repro')\n"
+               "def main():\n    raise DataError('data/ETH-USD/raw/X.csv is missing — run dvc repro')\n"
                "run_stage('demo', main)\n")
     env = {**project_env(tmp_path), "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", failing], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and "data/raw/X.csv is missing" in errors[0], result.stderr
+    assert len(errors) == 1 and "data/ETH-USD/raw/X.csv is missing" in errors[0], result.stderr
 
 
 LOST_INTERRUPT_STAGE = r'''

@@ -93,10 +93,10 @@ def test_nan_is_refused_and_null_is_kept() -> None:
     assert '"direction": null' in report.to_json()
 
 
-# --- models/train_info.json (version 2: the live model and every fold's) ---------------------
+# --- models/ETH-USD/train_info.json (version 2: the live model and every fold's) ---------------------
 
 def _trained(name: str, cutoff: str | None) -> dict[str, object]:
-    return {"name": name, "path": f"models/folds/{name}.keras", "run_id": "a" * 32,
+    return {"name": name, "path": f"models/ETH-USD/folds/{name}.keras", "run_id": "a" * 32,
             "train_first": "2021-01-09", "train_last": "2021-07-01", "val_first": "2021-07-02",
             "val_last": "2021-08-20", "cutoff": cutoff, "scaler_min": 300.0,
             "scaler_max": 900.0, "epochs_run": 3, "best_epoch": 2, "best_val_loss": 0.01,

@@ -11,10 +11,14 @@ import pytest
 import yaml
 
 from crypto_forecast.io import paths
+from crypto_forecast.params import DownloadParams
 from tests.helpers import ROOT
 
-STAGES = ("download", "preprocess", "train", "evaluate", "forecast")
+# Each expands per ticker (dvc.yaml's `matrix`); `summary` runs once, over all of them.
+PER_TICKER = ("download", "preprocess", "train", "evaluate", "forecast")
+STAGES = (*PER_TICKER, "summary")
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+TICKER = "BTC-USD"  # any symbol: what `${item.ticker}` becomes
 
 
 OWN_PACKAGES = ("stages", "crypto_forecast")
@@ -53,7 +57,9 @@ def _imports(module: str, seen: set[str] | None = None) -> set[str]:
 
 
 def _stage(name: str) -> dict[str, Any]:
-    stage: dict[str, Any] = DVC["stages"][name]
+    """The stage as DVC runs it for TICKER: `${item.ticker}` filled in."""
+    stage: dict[str, Any] = yaml.safe_load(
+        yaml.safe_dump(DVC["stages"][name]).replace("${item.ticker}", TICKER))
     return stage
 
 
@@ -61,9 +67,16 @@ def _entries(items: list[Any]) -> list[str]:
     return [next(iter(i)) if isinstance(i, dict) else i for i in items]
 
 
-@pytest.mark.parametrize("name", STAGES)
-def test_stage_runs_its_module(name: str) -> None:
-    assert _stage(name)["cmd"] == f"python -m stages.{name}"
+@pytest.mark.parametrize("name", PER_TICKER)
+def test_per_ticker_stages_expand_over_the_ticker_list(name: str) -> None:
+    assert DVC["stages"][name]["matrix"] == {"ticker": "${download.tickers}"}
+    assert _stage(name)["cmd"] == f"python -m stages.{name} {TICKER}"
+
+
+def test_summary_runs_once_over_every_card() -> None:
+    assert "matrix" not in DVC["stages"]["summary"]
+    assert _stage("summary")["cmd"] == "python -m stages.summary"
+    assert str(paths.CARDS_DIR) in _stage("summary")["deps"]
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -77,9 +90,19 @@ def test_deps_list_every_imported_module(name: str) -> None:
 def test_params_are_the_sections_the_module_reads(name: str) -> None:
     module = importlib.import_module(f"stages.{name}")
     declared = _stage(name)["params"]
-    assert [p for p in declared if isinstance(p, str)] == list(module.PARAM_SECTIONS)
+    assert [p for p in declared if isinstance(p, str)] == [
+        *getattr(module, "PARAM_SECTIONS", ()), *getattr(module, "PARAM_KEYS", ())]
     live = [p[str(paths.LIVE_PARAMS)] for p in declared if isinstance(p, dict)]
     assert live == ([list(module.LIVE_KEYS)] if hasattr(module, "LIVE_KEYS") else [])
+
+
+def test_download_declares_every_download_key_but_the_ticker_list() -> None:
+    """Per-key params, so that adding a ticker reruns none of the others' downloads; a new
+    download key left out here would change data without rerunning download."""
+    import stages.download
+
+    keys = {f"download.{k}" for k in DownloadParams.model_fields} - {"download.tickers"}
+    assert set(stages.download.PARAM_KEYS) == keys
 
 
 def test_live_params_reach_only_download_and_preprocess() -> None:
@@ -88,19 +111,20 @@ def test_live_params_reach_only_download_and_preprocess() -> None:
                if any(isinstance(p, dict) for p in _stage(name)["params"])}
     assert reading == {"download", "preprocess"}
     for name in ("train", "evaluate"):
-        assert "data/raw/meta.json" not in _stage(name)["deps"]
-        assert not any(d.startswith("data/raw") for d in _stage(name)["deps"])
+        assert not any(d.startswith(str(paths.for_ticker(TICKER).raw_dir))
+                       for d in _stage(name)["deps"])
 
 
 def test_outputs_match_paths_module() -> None:
     outs = {o for name in STAGES for key in ("outs", "metrics", "plots")
             for o in _entries(_stage(name).get(key, []))}
-    expected = {str(p) for p in (paths.RAW_DIR, paths.PROCESSED_DIR, paths.MODELS_DIR,
-                                 paths.TRAINING_HISTORY, paths.METRICS, paths.EVALUATION,
-                                 paths.TEST_PREDICTIONS,
-                                 paths.BACKTEST_BY_HORIZON, paths.TEST_HORIZON_FORECASTS,
-                                 paths.FORECAST_CSV, paths.FORECAST_MD, paths.FORECAST_PNG,
-                                 paths.FORECAST_HTML)}
+    t = paths.for_ticker(TICKER)
+    expected = {str(p) for p in (
+        t.raw_dir, t.processed_dir, t.models_dir, t.training_history, t.headline, t.evaluation,
+        t.test_predictions, t.backtest_by_horizon, t.test_horizon_forecasts, t.card,
+        t.forecast_csv, t.forecast_md, t.forecast_png, t.forecast_html,
+        paths.METRICS, paths.SUMMARY_JSON, paths.SUMMARY_MD, paths.SUMMARY_HTML,
+        paths.SUMMARY_PNG)}
     assert outs == expected
 
 
@@ -111,12 +135,18 @@ def test_every_declared_data_dep_is_some_stage_output() -> None:
         for dep in _stage(name)["deps"]:
             if dep.startswith(OWN_PACKAGES):
                 assert (ROOT / dep).exists(), dep
-            else:
-                assert any(dep == o or dep.startswith(o + "/") for o in outs), dep
+            elif dep == "${download.csv_dir}":  # the user's own price files
+                assert name == "download"
+            else:  # a stage's output, or (the summary's cards) the folder of several
+                assert any(dep == o or dep.startswith(o + "/") or o.startswith(dep + "/")
+                           for o in outs), dep
 
 
-def test_ticker_file_stays_under_data_raw() -> None:
-    assert paths.raw_csv("ETH-USD") == Path("data/raw/ETH-USD.csv")
+def test_each_tickers_files_stay_under_its_folders() -> None:
+    t = paths.for_ticker("ETH-USD")
+    assert t.raw_csv == Path("data/ETH-USD/raw/ETH-USD.csv")
+    assert t.model == Path("models/ETH-USD/model.keras")
+    assert t.forecast_csv == Path("reports/ETH-USD/forecast.csv")
 
 
 def test_project_root_from_a_queued_experiment_copy(monkeypatch: pytest.MonkeyPatch,

@@ -257,7 +257,7 @@ def test_volatility_scaled_bands_are_recorded_and_rebuilt_by_the_forecasters() -
     assert b.volatility_days == 10 and 0 < b.coverage <= 1
     live_fold, scaler = models[-1].fold, models[-1].scaler
     live = TrainedModel(
-        name="live", path="models/model.keras", run_id="0" * 32,
+        name="live", path="models/ETH-USD/model.keras", run_id="0" * 32,
         train_first=str(dates[WINDOW].date()), train_last=str(dates[live_fold.train_end - 1].date()),
         val_first=str(dates[live_fold.train_end].date()),
         val_last=str(dates[live_fold.cutoff - 1].date()), cutoff=None,

@@ -25,7 +25,7 @@ def test_committed_params_are_the_lecture_defaults(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
     params = load_params(tmp_path / "params.yaml")
     assert params == Params()  # params.yaml spells out exactly the code defaults
-    assert params.download.ticker == "ETH-USD"
+    assert params.download.tickers == ("ETH-USD",)
     assert str(params.download.start) == "2018-01-01" and str(params.download.end) == "2024-01-01"
     assert params.preprocess.window == 60 and params.preprocess.test_fraction == 0.2
     assert params.train.units == (50, 50) and params.train.batch_size == 32
@@ -54,10 +54,11 @@ def test_sections_are_frozen() -> None:
         (_with("download", start="2023-01-01", end="2022-01-01"), ["start", "before end"]),
         (_with("download", start="2022-13-01"), ["download.start", "date"]),
         (_with("download", source="web"), ["download.source", "'auto'", "'csv'"]),
-        (_with("download", source="csv", csv_path=None), ["csv_path"]),
-        (_with("download", ticker="../x"), ["download.ticker", "Yahoo symbol"]),
-        (_with("download", ticker="a/b"), ["download.ticker"]),
-        (_with("download", ticker="ETH USD"), ["download.ticker"]),
+        (_with("download", csv_dir=" "), ["csv_dir is empty"]),
+        (_with("download", tickers=["../x"]), ["download.tickers", "Yahoo symbol"]),
+        (_with("download", tickers=["a/b"]), ["download.tickers"]),
+        (_with("download", tickers=["ETH USD"]), ["download.tickers"]),
+        (_with("download", tickers=["ETH-USD", "btc-usd"]), ["download.tickers", "BTC-USD"]),
         ({**TINY_PARAMS, "trian": {}}, ["trian", "unknown key"]),
     ],
 )

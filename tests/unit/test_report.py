@@ -61,7 +61,7 @@ def _metrics(skills: list[float], mases: list[float], cover80: float = 0.8,
                                                  "95": [0.06] * len(skills)}))
 
 
-LIVE = TrainedModel(name="live", path="models/model.keras", run_id="0" * 32,
+LIVE = TrainedModel(name="live", path="models/ETH-USD/model.keras", run_id="0" * 32,
                     train_first="2018-03-01", train_last="2023-06-14", val_first="2023-06-15",
                     val_last="2023-12-31", cutoff=None, scaler_min=-0.2, scaler_max=0.2,
                     epochs_run=9, best_epoch=4, best_val_loss=0.01, train_seconds=3.0)
