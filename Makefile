@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: refresh replay ledger-export bench-refresh venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
+.PHONY: refresh replay ledger-export bench-refresh bench-portfolio venv repro test test-fast lint exps ui promote serve browser-deps lock clean-venv bench-accuracy bench-recipes bench-train \
 	bench bench-serving docs docs-serve team-deps team-server team-server-stop sweep tune bench-team actionlint-deps
 
 $(STAMP): requirements.lock
@@ -25,8 +25,7 @@ venv: $(STAMP)
 # Ends on the served forecast. Commit dvc.lock after it (DVC's hint above says so): it is the
 # baseline `dvc exp show`, `dvc metrics diff` and queued experiments compare against.
 repro: venv
-	@python -m crypto_forecast check
-	dvc repro
+	python -m crypto_forecast repro
 	@echo
 	@python -c "import pandas as pd; from crypto_forecast.params import load_params; \
 	[print(f'{t}:', pd.read_csv(f'reports/{t}/forecast.csv').to_string(index=False), sep='\n') for t in load_params().download.tickers]"
@@ -62,6 +61,11 @@ bench-recipes: venv
 bench-refresh: venv
 	python bench/refresh.py $(if $(DATA),--data $(DATA))
 
+# The portfolio: cold repro of 4 tickers vs 1, adding a 5th, the no-op, a 20-ticker summary
+# (~10 min on 2 cores with the committed params; EPOCHS=5 for a quicker look).
+bench-portfolio: venv
+	python bench/portfolio.py $(if $(EPOCHS),--epochs $(EPOCHS))
+
 # Speed: train vs plain Keras, cold/no-op repro, start-up, backtest, peak RSS (~10 min).
 bench: venv
 	python bench/speed.py
@@ -73,9 +77,10 @@ bench-serving: venv
 # The MLflow UI on the project's store, on 127.0.0.1; prints (and, with a display, opens)
 # the URL of the pipeline experiment's runs table.   PORT=5050 make ui   for another port.
 # dvc exp show folds every column into `…` at 120 columns (it shows every params.yaml key and
-# one hash column per dependency): show what differs, without the dependency hashes.
+# one hash column per dependency): this prints only the params and metrics that differ, in
+# blocks that fit the terminal (COLUMNS=), the experiment names at the start of each.
 exps: venv
-	dvc exp show --only-changed --drop 'Created|.*/|models'
+	@python -m crypto_forecast exps
 
 ui: venv
 	python -m stages.ui --port $${PORT:-5000}

@@ -4,6 +4,8 @@
     replay --from D1 --to D2 [--ledger PATH]      the refresh as of every day, its own ledger
     ledger export [--csv FILE] [--ticker T] [--ledger PATH]   the ledger as CSV
     check                                         validate params.yaml and live.yaml
+    repro                                         check, then every ticker's chain (make repro)
+    exps                                          the experiments, only what differs (make exps)
 
 Every command ends like a stage: one ERROR line naming the problem and the fix, and a
 non-zero exit, for anything a user can cause.
@@ -61,6 +63,20 @@ def parser() -> argparse.ArgumentParser:
         description="Validate params.yaml and live.yaml, the ticker symbols included, before DVC "
                     "expands a stage per ticker: one ERROR line naming a bad key or symbol.")
 
+    commands.add_parser(
+        "repro", help="check the params, then `dvc repro --keep-going` (make repro)",
+        description="Check params.yaml and live.yaml, then run every ticker's chain with `dvc "
+                    "repro --keep-going`: a failed ticker does not stop the others. On a failure "
+                    "the summary marks the failed tickers and the command exits 1 with one line "
+                    "naming each and its cause.")
+
+    commands.add_parser(
+        "exps", help="the DVC experiments side by side, only what differs (make exps)",
+        description="Read `dvc exp show --json` and print, for the workspace, the baseline and "
+                    "every experiment (with its state when queued, running or failed), each "
+                    "param and metric that differs between them. Columns beyond the terminal's "
+                    "width (COLUMNS) go into further blocks, each starting with the names.")
+
     ledger = commands.add_parser("ledger", help="read the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     export = ledger_commands.add_parser("export", help="every served forecast as CSV")
@@ -94,6 +110,16 @@ def command(args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
                 "params.yaml and live.yaml are valid; tickers: %s", ", ".join(tickers))
 
         return "check", run_check
+
+    if args.command == "repro":
+        from crypto_forecast.repro import repro
+
+        return "repro", repro
+
+    if args.command == "exps":
+        from crypto_forecast.exps import main as exps
+
+        return "exps", exps
 
     if args.command == "replay":
         from crypto_forecast.live.replay import replay

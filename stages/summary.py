@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from crypto_forecast.cli import run_stage
-from crypto_forecast.io import atomic, paths
+from crypto_forecast.io import paths
 from crypto_forecast.params import load_params
 
 log = logging.getLogger("stages.summary")
@@ -20,10 +20,9 @@ PARAM_KEYS = ("download.tickers",)
 
 def main() -> None:
     tickers = load_params().download.tickers
-    from crypto_forecast.report.summary import read_rows, write_all
+    from crypto_forecast.report.summary import write_summary
 
-    rows = read_rows(tickers)
-    atomic.write_all(write_all(rows))
+    rows = write_summary(tickers)
     for row in rows:
         card = row.card
         if card is None:

@@ -13,14 +13,11 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from crypto_forecast.data.sources import REAL_DATA_ONLY_ENV
 from crypto_forecast.errors import ArtifactError, RefreshError
@@ -36,6 +33,7 @@ from crypto_forecast.live.ledger import (
     ledger_uri,
 )
 from crypto_forecast.params import LiveParams, Params, load_params
+from crypto_forecast.repro import ReproRun, dvc_env, run_dvc_repro
 
 log = logging.getLogger("crypto_forecast.refresh")
 
@@ -94,57 +92,13 @@ def live_yaml(live: LiveParams) -> str:
             f"train_cut: {cuts}\n")
 
 
-def run_dvc_repro(env: dict[str, str] | None = None, *, echo: bool = True) -> list[str]:
-    """`dvc repro` in the working directory; returns the stages it ran. With `echo` its output
-    passes through as it comes; without, it is kept and shown only if the run fails. Stage
-    commands use the `python` of this interpreter's environment."""
-    run_env = _dvc_env(env)
-    ran: list[str] = []
-    kept: list[str] = []
-    cmd = [sys.executable, "-m", "dvc", "repro"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=run_env,  # noqa: S603
-                          stderr=None if echo else subprocess.STDOUT, bufsize=1) as proc:
-        try:
-            for line in proc.stdout or ():
-                if echo:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
-                else:
-                    kept.append(line)
-                match = _RUNNING.match(line)
-                if match:
-                    ran.append(match.group(1))
-        except BaseException:
-            # Ctrl-C or SIGTERM reached this process alone (a terminal's reaches DVC too): stop
-            # DVC as Ctrl-C would, so its stage cleans up, before the outputs are restored.
-            proc.send_signal(signal.SIGINT)
-            proc.wait()
-            raise
-        code = proc.wait()
-    if code != 0:
-        sys.stderr.write("".join(kept[-40:]))
-        failed = ran[-1] if ran else "?"
-        raise RefreshError(f"`dvc repro` failed in stage {failed!r} (its ERROR line is above); "
-                           "live.yaml is put back and the earlier outputs restored with `dvc "
-                           "checkout` — fix that and rerun the refresh")
-    return ran
-
-
 def _restore(previous: str | None) -> None:
     if previous is None:
         paths.LIVE_PARAMS.unlink(missing_ok=True)
     else:
         atomic.write_text(paths.LIVE_PARAMS, previous)
-    subprocess.run([sys.executable, "-m", "dvc", "checkout", "--quiet"], env=_dvc_env(),
+    subprocess.run([sys.executable, "-m", "dvc", "checkout", "--quiet"], env=dvc_env(),
                    check=False, capture_output=True)
-
-
-def _dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment DVC runs in: this interpreter's folder first on PATH, so that stage
-    commands (`python -m stages.x`) use the same environment even outside an activated venv."""
-    env = {**os.environ, **(extra or {})}
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 def served_forecast(ticker: str, as_of: dt.date
@@ -312,13 +266,20 @@ def refresh(as_of: dt.date | None = None, ledger_path: str | None = None, *,
         if previous != live_yaml(new_live):
             atomic.write_text(paths.LIVE_PARAMS, live_yaml(new_live))
         try:
-            stages = run_dvc_repro({REAL_DATA_ONLY_ENV: "1"}, echo=echo)
-            served = {ticker: served_forecast(ticker, as_of) for ticker in tickers}
+            done = run_dvc_repro({REAL_DATA_ONLY_ENV: "1"}, echo=echo, keep_going=True)
+            failed = _failures(done, echo=echo)
+            healthy = [t for t in tickers if t not in failed]
+            if not healthy:
+                raise RefreshError(_failed_line(done, failed) + "; live.yaml is put back and the "
+                                   "earlier outputs restored with `dvc checkout` — fix that and "
+                                   "rerun the refresh")
+            served = {ticker: served_forecast(ticker, as_of) for ticker in healthy}
         except BaseException:
             _restore(previous)
             raise
+        stages = done.ran
         outcomes = []
-        for ticker in tickers:
+        for ticker in healthy:
             forecast, closes, evaluation = served[ticker]
             decision = decisions[ticker]
             written = ledger.record(forecast, closes, RefreshFacts(
@@ -333,7 +294,31 @@ def refresh(as_of: dt.date | None = None, ledger_path: str | None = None, *,
             _report(ledger.where, forecast, written, reasons)
     log.info("stages run: %s", ", ".join(stages) if stages else "none (all up to date)")
     log.info("refresh took %.1f s", time.perf_counter() - started)
+    if failed:
+        # The healthy tickers' forecasts are recorded; the failed ones' are not, and say why.
+        raise RefreshError(_failed_line(done, failed) + f" — {', '.join(healthy)} recorded; "
+                           "fix that and rerun the refresh (it records the missing ones)")
     return Refreshed(outcomes, stages)
+
+
+def _failures(done: ReproRun, *, echo: bool) -> dict[str, str]:
+    """The tickers whose chain failed; a failure outside every ticker's chain (the summary)
+    fails the whole refresh."""
+    if done.code == 0:
+        return {}
+    if not echo:
+        sys.stderr.write("".join(done.tail))
+    elsewhere = done.failed_elsewhere()
+    if elsewhere or not done.failed_tickers():
+        raise RefreshError(_failed_line(done, {}) + "; live.yaml is put back and the earlier "
+                           "outputs restored with `dvc checkout` — fix that and rerun the refresh")
+    return done.failed_tickers()
+
+
+def _failed_line(done: ReproRun, failed: dict[str, str]) -> str:
+    causes = failed or {stage: cause for stage, cause in done.failed.items()}
+    return "`dvc repro` failed: " + "; ".join(f"{k} in {v}" if k in failed else f"{k}: {v}"
+                                              for k, v in causes.items())
 
 
 def _one_or_each(cuts: dict[str, dt.date | None]) -> dt.date | dict[str, dt.date] | None:

@@ -31,11 +31,14 @@ class Row:
     failure: str | None = None
 
 
-def read_rows(tickers: tuple[str, ...]) -> list[Row]:
-    """Every listed ticker's card, in the listed order; a missing or damaged card is a failed
-    row naming the fix."""
+def read_rows(tickers: tuple[str, ...], failed: dict[str, str] | None = None) -> list[Row]:
+    """Every listed ticker's card, in the listed order; a missing or damaged card, or a ticker
+    in `failed` (ticker -> why: its card, if any, is from an earlier run), is a failed row."""
     rows = []
     for ticker in tickers:
+        if failed and ticker in failed:
+            rows.append(Row(ticker, None, failed[ticker]))
+            continue
         path = paths.for_ticker(ticker).card
         if not path.exists():
             rows.append(Row(ticker, None, f"no forecast ({path} is missing) — run "
@@ -243,6 +246,15 @@ def render_chart(rows: list[Row]) -> bytes:
     ax.set_xlabel("days ahead")
     ax.set_ylabel("forecast / last close")
     return finish_png(fig, ax, "Every forecast cone, as a multiple of its last close")
+
+
+def write_summary(tickers: tuple[str, ...], failed: dict[str, str] | None = None) -> list[Row]:
+    """Read the cards and write every summary file in one atomic step; returns the rows."""
+    from crypto_forecast.io import atomic
+
+    rows = read_rows(tickers, failed)
+    atomic.write_all(write_all(rows))
+    return rows
 
 
 def write_all(rows: list[Row]) -> dict[Path, str | bytes]:

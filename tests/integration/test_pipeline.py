@@ -181,7 +181,7 @@ def test_tensorflow_backend_trains_what_evaluate_reads(tmp_path: Path) -> None:
     built = run(["dvc", "repro", "evaluate"], project, env)
     assert built.returncode == 0, built.stdout + built.stderr
     assert "Running stage 'evaluate@ETH-USD'" in built.stdout and "Traceback" not in built.stderr
-    metrics = json.loads((project / "reports/metrics.json").read_text())
+    metrics = json.loads((project / "reports/ETH-USD/metrics.json").read_text())
     assert metrics["param_count"] == 30651 and metrics["rmse_h1"] > 0
     info = json.loads((project / "models/ETH-USD/train_info.json").read_text())
     assert _runs(store) == [(info["run_id"], "FINISHED")]

@@ -333,11 +333,11 @@ def test_an_alarm_is_a_warning_a_run_tag_and_exit_3(tmp_path: Path) -> None:
                              "constructed", "", ()))
     result = run([*REFRESH, "--as-of", FIRST.isoformat()], project, env)
     assert result.returncode == 3, result.stderr[-3000:]
-    warnings = [line for line in result.stderr.splitlines() if "WARNING ALARM:" in line]
+    warnings = [line for line in result.stderr.splitlines() if "WARNING ALARM ETH-USD:" in line]
     # Both cases fire: 20 % off persistence, and +-50 % bands that hold every outcome.
     assert any("above refresh.alarm_max_skill 1.25" in w for w in warnings), result.stderr[-2000:]
     assert any("band held 30 of the last 30 1-day outcomes" in w for w in warnings)
-    assert all("the next refresh retrains (exit 3)" in w for w in warnings)
+    assert all("the next refresh retrains it (exit 3)" in w for w in warnings)
     md = (project / "reports" / "ETH-USD" / "track_record.md").read_text()
     assert "**FIRED**" in md
     with sqlite3.connect(tmp_path / "store" / "mlflow.db") as conn:
@@ -347,3 +347,45 @@ def test_an_alarm_is_a_warning_a_run_tag_and_exit_3(tmp_path: Path) -> None:
     assert {"live_rmse", "live_skill_vs_persistence", "live_coverage_80"} <= live
     with sqlite3.connect(project / "ledger.db") as conn:
         assert conn.execute("select as_of from alarms").fetchall() == [(FIRST.isoformat(),)]
+
+
+def test_a_portfolio_refresh_records_each_ticker_and_one_bad_one_spoils_no_other(
+        tmp_path: Path) -> None:
+    """Two tickers from a CSV folder: each forecast goes into the ledger under its own symbol.
+    Then BTC's CSV is gone: ETH's forecast for that day is still recorded whole, BTC's is not,
+    and the refresh exits 1 with one line naming BTC and the cause."""
+    params = csv_params()
+    params["download"].update(tickers=["ETH-USD", "BTC-USD"], csv_path=None, csv_dir="prices")
+    project = new_project(tmp_path / "project", params)
+    write_yahoo_csv(project / "prices" / "ETH-USD.csv", dt.date(2023, 1, 31))
+    write_yahoo_csv(project / "prices" / "BTC-USD.csv", dt.date(2023, 1, 31))
+    env = project_env(project, tmp_path / "store")
+    day = dt.date(2022, 12, 1)
+    first = run([*REFRESH, "--as-of", day.isoformat()], project, env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    rows = list(csv.DictReader(io.StringIO(run(EXPORT, project, env).stdout)))
+    horizon = TINY_PARAMS["forecast"]["horizon"]
+    assert sorted({r["ticker"] for r in rows}) == ["BTC-USD", "ETH-USD"]
+    assert len(rows) == 2 * horizon
+    for ticker in ("ETH-USD", "BTC-USD"):
+        served = pd.read_csv(project / "reports" / ticker / "forecast.csv")
+        mine = [float(r["forecast"]) for r in rows if r["ticker"] == ticker]
+        assert mine == pytest.approx(served["forecast"].tolist(), abs=1e-4)
+        assert (project / "reports" / ticker / "track_record.md").exists()
+
+    (project / "prices" / "BTC-USD.csv").unlink()
+    nxt = day + dt.timedelta(days=1)
+    second = run([*REFRESH, "--as-of", nxt.isoformat()], project, env)
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Traceback" not in second.stdout + second.stderr
+    last = [line for line in second.stderr.splitlines() if " ERROR " in line][-1]
+    assert "refresh" in last.split()[1] and "BTC-USD in download@BTC-USD" in last, last
+    assert "prices/BTC-USD.csv does not exist" in last and "ETH-USD recorded" in last, last
+    rows = list(csv.DictReader(io.StringIO(run(EXPORT, project, env).stdout)))
+    origin = (nxt - dt.timedelta(days=1)).isoformat()
+    assert len([r for r in rows if r["ticker"] == "ETH-USD" and r["origin"] == origin]) == horizon
+    assert not [r for r in rows if r["ticker"] == "BTC-USD" and r["origin"] == origin]
+    with sqlite3.connect(project / "ledger.db") as db:
+        refreshed = db.execute("select ticker from refreshes where as_of = ?",
+                               (nxt.isoformat(),)).fetchall()
+    assert refreshed == [("ETH-USD",)]

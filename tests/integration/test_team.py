@@ -44,7 +44,7 @@ def test_pipeline_logs_to_a_tracking_server(project: Path, tmp_path: Path,
         assert got.data.tags["data_sha256"] == json.loads(
             (project / "data/ETH-USD/raw/meta.json").read_text())["sha256"]
         reports = {a.path for a in client.list_artifacts(info["run_id"], "reports")}
-        assert "reports/ETH-USD/forecast.csv" in reports and "reports/metrics.json" in reports
+        assert "reports/forecast.csv" in reports and "reports/metrics.json" in reports
         version = client.get_model_version_by_alias("eth-usd-lstm", "candidate")
         assert version.run_id == info["run_id"]
 
