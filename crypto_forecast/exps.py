@@ -88,11 +88,16 @@ def rows_of(shown: list[dict[str, Any]]) -> list[Row]:
 
 
 def changed_columns(rows: list[Row]) -> list[str]:
-    """Keys whose value differs between the rows that have one, in first-seen order."""
+    """Keys whose value differs between the rows, in first-seen order. A key one row has and
+    another lacks differs too (a baseline run before dvc.lock was committed has no metrics);
+    rows with a state (queued, running, failed) have no results yet and are left out of the
+    comparison."""
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row.values if k not in keys]
-    return [k for k in keys if len({r.values[k] for r in rows if k in r.values}) > 1]
+    done = [r for r in rows if not r.state] or rows
+    return [k for k in keys if len({r.values.get(k) for r in done}) > 1
+            or len({r.values[k] for r in rows if k in r.values}) > 1]
 
 
 def render(rows: list[Row], width: int) -> str:
