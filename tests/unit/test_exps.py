@@ -82,7 +82,9 @@ def test_nothing_changed_says_so() -> None:
 
 def test_a_baseline_without_metrics_still_shows_the_experiments_metrics() -> None:
     """Before dvc.lock is committed the baseline has no metrics: the experiment's are news."""
-    no_lock = {**SHOWN[1], "data": {**data(42, 30, None)}, "experiments": [
-        exp("ruled-tads", "success", data(42, 30, [1.0222222, 1.0456789, 0.9876543]))]}
-    table = render(rows_of([SHOWN[0], no_lock]), 120)
+    skills = [1.0222222, 1.0456789, 0.9876543]
+    workspace = {**SHOWN[0], "data": data(42, 30, skills)}  # the experiment's, as after a run
+    no_lock = {**SHOWN[1], "data": data(42, 30, None), "experiments": [
+        exp("ruled-tads", "success", data(42, 30, skills))]}
+    table = render(rows_of([workspace, no_lock]), 120)
     assert "ETH-USD.skill_h1" in table and "1.0222" in table, table
