@@ -34,11 +34,13 @@ repro: venv
 	@echo "  git add dvc.lock && git commit -m 'pipeline run'"
 
 # The browser test needs Debian's chromium: installed here by browser-deps (apt, root/sudo).
+# One pytest worker per core (pytest-xdist), each test file on one worker: its module
+# fixtures and order stay as written.
 test: venv browser-deps actionlint-deps
-	pytest
+	pytest -n auto --dist loadfile
 
 test-fast: venv
-	pytest -m "not slow"
+	pytest -n auto --dist loadfile -m "not slow"
 
 lint: venv
 	ruff check .

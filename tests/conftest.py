@@ -34,7 +34,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
 # Markers for what `make test` leaves to CI (`.ci/run` selects each with -m): the long
 # Hypothesis profile, and the long integration runs (team server, sweeps, Optuna, moved
 # stores, dvc exp show, the browser, the queue, the shared tracking server): a newcomer's
-# `make test` stays under 10 minutes on 2 cores.
+# `make test` stays under 6 minutes on 2 cores.
 SELECTED_ONLY = ("hypothesis_long", "long")
 
 

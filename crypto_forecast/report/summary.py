@@ -196,6 +196,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 90rem; margin: 2rem auto;
 table {{ border-collapse: collapse; margin: 1rem 0; font-variant-numeric: tabular-nums; }}
 th, td {{ border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }}
 th:nth-child(-n+3), td:nth-child(-n+3) {{ text-align: left; }}
+td:not(:nth-child(3)) {{ white-space: nowrap; }}
 tr.failed td {{ color: #c0392b; }}
 img {{ max-width: 100%; }}
 </style></head><body>
