@@ -28,6 +28,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     env = {**project_env(project, store), **SECRETS}
     result = run(["dvc", "repro"], project, env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (base / "repro.stdout").write_text(result.stdout)  # what DVC said (built_repro_stdout)
     yield project, store
 
 

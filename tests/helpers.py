@@ -106,6 +106,11 @@ def copy_built(built: tuple[Path, Path], dest: Path) -> tuple[Path, dict[str, st
     return dest / "project", project_env(dest / "project", dest / "store")
 
 
+def built_repro_stdout(built: tuple[Path, Path]) -> str:
+    """What `dvc repro` printed while the session's pipeline was built (the `built` fixture)."""
+    return (built[0].parent / "repro.stdout").read_text()
+
+
 def load_keras_model(path: Path) -> Any:
     """Load a `.keras` file with Keras (safe mode on): the reference the NumPy forward pass
     is compared against."""

@@ -13,7 +13,15 @@ import pytest
 import yaml
 
 from crypto_forecast.io.contracts import EvaluationReport
-from tests.helpers import TINY_PARAMS, new_project, project_env, run, top_runs_sql
+from tests.helpers import (
+    TINY_PARAMS,
+    built_repro_stdout,
+    copy_built,
+    new_project,
+    project_env,
+    run,
+    top_runs_sql,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +44,15 @@ def _tags(store: Path, run_id: str) -> dict[str, str]:
         return dict(db.execute("select key, value from tags where run_uuid=?", (run_id,)))
 
 
-def test_repro_builds_everything_then_does_nothing(project: Path, tmp_path: Path) -> None:
+def test_repro_builds_everything_then_does_nothing(built: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    # The session's pipeline, built from a fresh copy by one `dvc repro` (tests/conftest.py).
+    first = built_repro_stdout(built)
+    project, env = copy_built(built, tmp_path)
     store = tmp_path / "store"
-    env = project_env(project, store)
-    first = run(["dvc", "repro"], project, env)
-    assert first.returncode == 0, first.stdout + first.stderr
     for stage in ("download", "preprocess", "train", "evaluate", "forecast"):
-        assert f"Running stage '{stage}@ETH-USD'" in first.stdout
-    assert "Running stage 'summary'" in first.stdout
+        assert f"Running stage '{stage}@ETH-USD'" in first
+    assert "Running stage 'summary'" in first
 
     meta = json.loads((project / "data/ETH-USD/raw/meta.json").read_text())
     assert meta["source_used"] == "synthetic" and meta["ticker"] == "ETH-USD"

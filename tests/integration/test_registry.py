@@ -12,18 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import project_env, run
+from tests.helpers import copy_built, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.long  # ~1 min; CI runs it (`pytest -m long`)
-def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tmp_path: Path,
+def test_champion_alias_loads_the_model_that_made_the_forecast(built: tuple[Path, Path],
+                                                             tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    project, env = copy_built(built, tmp_path)  # the session's `dvc repro`, copied
     store = tmp_path / "store"
-    env = project_env(project, store)
-    built = run(["dvc", "repro"], project, env, timeout=1800)
-    assert built.returncode == 0, built.stdout + built.stderr
     info = json.loads((project / "models/ETH-USD/train_info.json").read_text())
     assert info["registered_model"] == "eth-usd-lstm" and info["model_version"] == 1
 
@@ -88,16 +87,15 @@ def test_champion_alias_loads_the_model_that_made_the_forecast(project: Path, tm
                                rtol=1e-5, atol=1e-6)
 
 
-def test_the_served_champion_answers_with_the_report_forecast(project: Path, tmp_path: Path) -> None:
+def test_the_served_champion_answers_with_the_report_forecast(built: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
     import mlflow
 
     from crypto_forecast.io.contracts import EvaluationReport
     from tests.serving.server import post_closes, scoring_server
 
+    project, env = copy_built(built, tmp_path)  # the session's `dvc repro`, copied
     store = tmp_path / "store"
-    env = project_env(project, store)
-    built = run(["dvc", "repro"], project, env, timeout=1800)
-    assert built.returncode == 0, built.stdout + built.stderr
     served = EvaluationReport.read(project / "reports/ETH-USD/evaluation.json", "evaluate").serving
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     client = mlflow.MlflowClient()
