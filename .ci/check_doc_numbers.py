@@ -40,9 +40,9 @@ def main(page: Path, project: Path) -> int:
             problems.append(f"LSTM forecast: the page shows {lstm and lstm.groups()}, the run "
                             f"gives {want} for {rows[0]['date']}")
     for problem in problems:
-        print(f"CI: {page}: {problem}", file=sys.stderr)
+        sys.stderr.write(f"CI: {page}: {problem}\n")
     if not problems:
-        print(f"CI: {page}'s example numbers match the run")
+        sys.stdout.write(f"CI: {page}'s example numbers match the run\n")
     return 1 if problems else 0
 
 
