@@ -41,6 +41,9 @@ class ReproRun:
     failed: dict[str, str] = field(default_factory=dict)
     code: int = 0
     tail: list[str] = field(default_factory=list)
+    # Each stage's first own ERROR line: its cause, once DVC says the stage failed (a stage
+    # that logged an ERROR, a library's say, and still exited 0 did not fail).
+    errors: dict[str, str] = field(default_factory=dict)
 
     def read(self, line: str) -> None:
         """Take in one line of DVC's output (its and the stages' streams, in order)."""
@@ -53,13 +56,14 @@ class ReproRun:
             return
         own = _STAGE_ERROR.match(line)
         if own and current is not None:
-            self.failed.setdefault(current, _RESTORE_HINT.sub("", own.group(1)))
+            self.errors.setdefault(current, _RESTORE_HINT.sub("", own.group(1)))
             return
         dvc = _DVC_FAILED.match(line)
         if dvc:
             stage = dvc.group(1) or current
             if stage is not None:
-                self.failed.setdefault(stage, line.removeprefix("WARNING: ").strip())
+                self.failed.setdefault(stage, self.errors.get(
+                    stage, line.removeprefix("WARNING: ").strip()))
 
     def failed_tickers(self) -> dict[str, str]:
         """Each ticker with a failed stage -> "<stage>: <cause>" (its first failure)."""

@@ -51,7 +51,8 @@ def test_a_stage_without_its_own_line_gets_dvcs() -> None:
 
 
 def test_the_summary_failing_belongs_to_no_ticker() -> None:
-    run = read("Running stage 'summary':\n12:00:00 summary    ERROR disk full — free space\n")
+    run = read("Running stage 'summary':\n12:00:00 summary    ERROR disk full — free space\n"
+               "WARNING: failed to run: python -m stages.summary, exited with 1\n")
     assert run.failed_elsewhere() == {"summary": "disk full — free space"}
     assert run.failed_tickers() == {}
 
@@ -59,3 +60,15 @@ def test_the_summary_failing_belongs_to_no_ticker() -> None:
 def test_a_clean_run_fails_nothing() -> None:
     run = read(KEEP_GOING.replace("ERROR", "INFO").replace("WARNING: failed", "note"))
     assert run.failed == {} and len(run.tail) == len(KEEP_GOING.splitlines())
+
+
+def test_an_error_line_from_a_stage_that_succeeded_is_no_failure() -> None:
+    """A library may log at ERROR inside a stage that still exits 0: DVC decides what failed."""
+    run = read("Running stage 'evaluate@ETH-USD':\n"
+               "12:00:00 evaluate   ERROR mlflow: a retry was needed\n"
+               "Updating lock file 'dvc.lock'\n"
+               "Running stage 'download@BTC-USD':\n"
+               "12:00:01 download   ERROR no such file — fix it\n"
+               "WARNING: failed to run: python -m stages.download BTC-USD, exited with 1\n")
+    assert run.failed == {"download@BTC-USD": "no such file — fix it"}
+    assert run.failed_tickers() == {"BTC-USD": "download@BTC-USD: no such file — fix it"}
